@@ -1,0 +1,114 @@
+// Package probe does one attempt against one endpoint and classifies what it
+// observed. It knows nothing of YAML, Prometheus or scheduling.
+package probe
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// IP families a check may ask for.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+	FamilyBoth = "both"
+)
+
+// Check is one fully expanded check: one kind against one host and port.
+type Check struct {
+	Profile   string // built-in profile it came from; empty for custom checks
+	Name      string
+	Kind      string
+	Host      string
+	Port      int
+	Protocol  string // "tcp" or "udp"; set from the kind when empty
+	IPFamily  string // FamilyIPv4, FamilyIPv6 or FamilyBoth
+	Essential bool
+	Interval  time.Duration
+	Timeout   time.Duration
+	// DNSServer (host:port) is asked instead of the system resolver.
+	DNSServer string
+
+	TLS TLSOptions
+}
+
+// TLSOptions apply to every kind that speaks TLS.
+type TLSOptions struct {
+	// CAFile is a PEM bundle trusted in addition to the system roots.
+	CAFile string
+	// ServerName overrides the SNI and verification name (default: Host).
+	ServerName string
+	// ExpectIssuer pins the chain: a CA certificate in the verified chain must
+	// have one of these subject CNs or Os, or the result is "intercepted".
+	ExpectIssuer []string
+}
+
+// ID identifies a check uniquely within one configuration.
+func (c *Check) ID() string {
+	return c.Profile + "/" + c.Name + "/" + c.Kind + "/" + c.Host + "/" + strconv.Itoa(c.Port)
+}
+
+// Target is one check bound to one resolved address.
+type Target struct {
+	Check  *Check
+	Addr   net.IP
+	Family string
+}
+
+// HostPort is the address:port string to dial.
+func (t Target) HostPort() string {
+	return net.JoinHostPort(t.Addr.String(), strconv.Itoa(t.Check.Port))
+}
+
+// ProberFunc does one attempt against one resolved address. It must honour
+// ctx (which carries the check's deadline) in every dial and read, and return
+// a classified Result; it never panics on hostile input.
+type ProberFunc func(ctx context.Context, t Target) Result
+
+// KindSpec describes a check kind.
+type KindSpec struct {
+	Name        string
+	Protocol    string // transport: "tcp" or "udp"
+	DefaultPort int    // 0: a port is required
+	// MinInterval is the default interval floor for kinds whose servers must
+	// not be polled often (NTP); an interval set explicitly in config wins.
+	MinInterval time.Duration
+	Prober      ProberFunc
+}
+
+// Kinds returns the registered check kinds. A new kind is one file in this
+// package and one line here.
+func Kinds() map[string]KindSpec {
+	specs := []KindSpec{
+		{Name: "tcp", Protocol: "tcp", Prober: probeTCP},
+		{Name: "tls", Protocol: "tcp", DefaultPort: 443, Prober: probeTLS},
+	}
+	m := make(map[string]KindSpec, len(specs))
+	for _, s := range specs {
+		m[s.Name] = s
+	}
+	return m
+}
+
+// KindNames lists the registered kinds, sorted.
+func KindNames() []string {
+	var names []string
+	for n := range Kinds() {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LookupKind returns the spec of a kind or an error naming the known kinds.
+func LookupKind(name string) (KindSpec, error) {
+	s, ok := Kinds()[name]
+	if !ok {
+		return KindSpec{}, fmt.Errorf("unknown check kind %q (known: %v)", name, KindNames())
+	}
+	return s, nil
+}

@@ -1,0 +1,354 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// This file is the one place where errors become a Reason and a detail.
+// Every kind returns its raw errors through classify.
+
+// Origin says what produced a queued socket error.
+type Origin int
+
+// Origins of an ICMPError.
+const (
+	OriginOther Origin = iota
+	OriginLocal        // the local stack itself (e.g. EMSGSIZE)
+	OriginICMP
+	OriginICMP6
+)
+
+// ICMPError is one entry of a socket's error queue: an ICMP (ICMPv6) error and
+// the address of the device that sent it.
+type ICMPError struct {
+	Origin   Origin
+	Type     uint8
+	Code     uint8
+	Errno    syscall.Errno
+	Offender net.IP
+}
+
+// Describe names the ICMP message for people.
+func (e *ICMPError) Describe() string {
+	switch e.Origin {
+	case OriginICMP:
+		switch e.Type {
+		case 3:
+			if n, ok := icmp4Unreach[e.Code]; ok {
+				return "ICMP destination unreachable (" + n + ")"
+			}
+			return fmt.Sprintf("ICMP destination unreachable (code %d)", e.Code)
+		case 11:
+			return "ICMP time exceeded"
+		}
+		return fmt.Sprintf("ICMP type %d code %d", e.Type, e.Code)
+	case OriginICMP6:
+		switch e.Type {
+		case 1:
+			if n, ok := icmp6Unreach[e.Code]; ok {
+				return "ICMPv6 destination unreachable (" + n + ")"
+			}
+			return fmt.Sprintf("ICMPv6 destination unreachable (code %d)", e.Code)
+		case 3:
+			return "ICMPv6 time exceeded"
+		}
+		return fmt.Sprintf("ICMPv6 type %d code %d", e.Type, e.Code)
+	case OriginLocal:
+		return "local error: " + e.Errno.Error()
+	}
+	return "socket error: " + e.Errno.Error()
+}
+
+// isPortUnreachable reports ICMP port unreachable (v4 type 3 code 3, v6 type 1 code 4).
+func (e *ICMPError) isPortUnreachable() bool {
+	return (e.Origin == OriginICMP && e.Type == 3 && e.Code == 3) ||
+		(e.Origin == OriginICMP6 && e.Type == 1 && e.Code == 4)
+}
+
+// isNoRoute reports the messages a stack sends itself when the next hop does
+// not answer neighbour discovery (host/net unreachable, v6 address unreachable).
+func (e *ICMPError) isNoRoute() bool {
+	return (e.Origin == OriginICMP && e.Type == 3 && (e.Code == 0 || e.Code == 1)) ||
+		(e.Origin == OriginICMP6 && e.Type == 1 && (e.Code == 0 || e.Code == 3))
+}
+
+var icmp4Unreach = map[uint8]string{
+	0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable",
+	3: "port unreachable", 4: "fragmentation needed", 5: "source route failed",
+	6: "destination network unknown", 7: "destination host unknown",
+	9: "network administratively prohibited", 10: "host administratively prohibited",
+	11: "network unreachable for TOS", 12: "host unreachable for TOS",
+	13: "communication administratively prohibited", 14: "host precedence violation",
+	15: "precedence cutoff",
+}
+
+var icmp6Unreach = map[uint8]string{
+	0: "no route to destination", 1: "communication administratively prohibited",
+	2: "beyond scope of source address", 3: "address unreachable", 4: "port unreachable",
+	5: "source address failed ingress/egress policy", 6: "reject route to destination",
+}
+
+// DialError is a failed connect or send, with the ICMP error that caused it
+// when the socket's error queue held one.
+type DialError struct {
+	Op      string
+	Err     error
+	ICMP    *ICMPError
+	Timeout bool
+}
+
+func (e *DialError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// ProtocolError is an endpoint that answered, but not as the protocol requires.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return e.Msg }
+
+// SilentError is an accepted connection that stayed silent where the server
+// must speak first.
+type SilentError struct{ Waited time.Duration }
+
+func (e *SilentError) Error() string {
+	return fmt.Sprintf("connection accepted but the server sent nothing in %s", e.Waited.Round(time.Millisecond))
+}
+
+// InterceptedError is a TLS chain whose issuers do not match the pinned ones.
+type InterceptedError struct {
+	Presented string
+	Expected  []string
+	Verified  bool
+}
+
+func (e *InterceptedError) Error() string {
+	how := "a chain that verifies"
+	if !e.Verified {
+		how = "an untrusted chain"
+	}
+	return fmt.Sprintf("TLS interception suspected: the server presented %s issued by %q, expected an issuer among %q",
+		how, e.Presented, e.Expected)
+}
+
+// localAddrs lists this host's own addresses; overridable in tests.
+type localAddrFunc func() []net.IP
+
+func hostAddrs() []net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var ips []net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips
+}
+
+func containsIP(ips []net.IP, ip net.IP) bool {
+	for _, x := range ips {
+		if x.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// classify turns an error from phase into a reason and a detail for people.
+// target is the address that was probed.
+func classify(err error, phase Phase, target net.IP) (Reason, string) {
+	return classifyWith(err, phase, target, hostAddrs)
+}
+
+func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (Reason, string) {
+	if err == nil {
+		return ReasonOK, ""
+	}
+
+	var de *DialError
+	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == OriginICMP || de.ICMP.Origin == OriginICMP6) {
+		return classifyICMP(de.ICMP, target, local)
+	}
+
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		switch {
+		case dnsErr.IsNotFound:
+			return ReasonDNS, fmt.Sprintf("name %q does not exist (NXDOMAIN or no address)", dnsErr.Name)
+		case dnsErr.IsTimeout:
+			return ReasonDNS, fmt.Sprintf("DNS lookup of %q timed out", dnsErr.Name)
+		default:
+			return ReasonDNS, fmt.Sprintf("DNS lookup of %q failed: %s", dnsErr.Name, dnsErr.Err)
+		}
+	}
+
+	var ie *InterceptedError
+	if errors.As(err, &ie) {
+		return ReasonIntercepted, ie.Error()
+	}
+	if r, d, ok := classifyTLS(err); ok {
+		return r, d
+	}
+	var se *SilentError
+	if errors.As(err, &se) {
+		return ReasonProtocol, se.Error()
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return ReasonProtocol, pe.Msg
+	}
+
+	if isTimeout(err) {
+		if phase == PhaseConnect {
+			return ReasonTimeout, "no answer to the connection attempt (packets dropped)"
+		}
+		return ReasonTimeout, fmt.Sprintf("deadline reached in phase %s", phase)
+	}
+
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return classifyErrno(errno, phase)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if phase == PhaseTLS {
+			return ReasonTLSHandshake, "server closed the connection during the TLS handshake"
+		}
+		return ReasonProtocol, fmt.Sprintf("server closed the connection in phase %s", phase)
+	}
+	return ReasonProtocol, err.Error()
+}
+
+func classifyICMP(e *ICMPError, target net.IP, local localAddrFunc) (Reason, string) {
+	what := e.Describe()
+	switch {
+	case e.Offender == nil || e.Offender.IsUnspecified():
+		return ReasonUnreachable, what + " (no offender address)"
+	case e.Offender.Equal(target):
+		if e.isPortUnreachable() {
+			return ReasonRefused, fmt.Sprintf("%s from the target %s: nothing listens on that port", what, e.Offender)
+		}
+		return ReasonRejected, fmt.Sprintf("%s from the target %s itself (its own firewall)", what, e.Offender)
+	case containsIP(local(), e.Offender):
+		if e.isNoRoute() {
+			return ReasonUnreachable, fmt.Sprintf("%s reported by this host (%s): the next hop did not answer", what, e.Offender)
+		}
+		return ReasonLocal, fmt.Sprintf("%s from this host's own address %s: its own firewall rejected the packet", what, e.Offender)
+	default:
+		return ReasonRejected, fmt.Sprintf("%s from %s, a device on the path", what, e.Offender)
+	}
+}
+
+func classifyErrno(errno syscall.Errno, phase Phase) (Reason, string) {
+	switch errno {
+	case syscall.ECONNREFUSED:
+		if phase == PhaseConnect {
+			return ReasonRefused, "connection refused (TCP reset from the target)"
+		}
+		return ReasonRefused, fmt.Sprintf("connection refused in phase %s", phase)
+	case syscall.ENETUNREACH:
+		return ReasonUnreachable, "network is unreachable: this host has no route to it"
+	case syscall.EHOSTUNREACH:
+		return ReasonUnreachable, "no route to host"
+	case syscall.EPERM, syscall.EACCES:
+		return ReasonLocal, fmt.Sprintf("this host refused to send (%s): a local firewall or policy", errno)
+	case syscall.EMFILE, syscall.ENFILE:
+		return ReasonLocal, "out of file descriptors on this host"
+	case syscall.ENOBUFS, syscall.ENOMEM:
+		return ReasonLocal, fmt.Sprintf("this host is out of buffers (%s)", errno)
+	case syscall.EADDRNOTAVAIL, syscall.EADDRINUSE:
+		return ReasonLocal, fmt.Sprintf("no usable local address or port (%s)", errno)
+	case syscall.ECONNRESET, syscall.EPIPE:
+		if phase == PhaseTLS {
+			return ReasonTLSHandshake, "connection reset during the TLS handshake (a filtering firewall often does this)"
+		}
+		return ReasonProtocol, fmt.Sprintf("connection reset in phase %s", phase)
+	case syscall.ETIMEDOUT:
+		return ReasonTimeout, fmt.Sprintf("timed out in phase %s", phase)
+	}
+	return ReasonProtocol, fmt.Sprintf("%s in phase %s", errno.Error(), phase)
+}
+
+func classifyTLS(err error) (Reason, string, bool) {
+	var uae x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var cie x509.CertificateInvalidError
+	var cve *tls.CertificateVerificationError
+	issuer := ""
+	if errors.As(err, &cve) && len(cve.UnverifiedCertificates) > 0 {
+		issuer = fmt.Sprintf(" (presented certificate for %q issued by %q)",
+			certName(cve.UnverifiedCertificates[0].Subject.CommonName, cve.UnverifiedCertificates[0].DNSNames),
+			cve.UnverifiedCertificates[0].Issuer.String())
+	}
+	switch {
+	case errors.As(err, &uae):
+		return ReasonTLSUntrusted, "certificate signed by an unknown authority" + issuer, true
+	case errors.As(err, &he):
+		return ReasonTLSHostname, he.Error() + issuer, true
+	case errors.As(err, &cie):
+		if cie.Reason == x509.Expired {
+			return ReasonTLSExpired, "certificate expired or not yet valid: " + cie.Detail + issuer, true
+		}
+		return ReasonTLSUntrusted, "certificate invalid: " + cie.Error() + issuer, true
+	case cve != nil:
+		return ReasonTLSUntrusted, cve.Error(), true
+	}
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) {
+		return ReasonProtocol, fmt.Sprintf("the server does not speak TLS (it sent %q)", printable(rhe.RecordHeader[:])), true
+	}
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return ReasonTLSHandshake, "the server aborted the handshake: " + ae.Error(), true
+	}
+	if strings.HasPrefix(err.Error(), "tls: ") {
+		return ReasonTLSHandshake, err.Error(), true
+	}
+	return "", "", false
+}
+
+func certName(cn string, dns []string) string {
+	if cn != "" {
+		return cn
+	}
+	return strings.Join(dns, ",")
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var de *DialError
+	if errors.As(err, &de) && de.Timeout {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// printable renders bytes received from a peer safely for a detail line.
+func printable(b []byte) string {
+	const max = 64
+	if len(b) > max {
+		b = b[:max]
+	}
+	var sb strings.Builder
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			sb.WriteByte(c)
+		} else {
+			fmt.Fprintf(&sb, "\\x%02x", c)
+		}
+	}
+	return sb.String()
+}

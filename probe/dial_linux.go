@@ -1,0 +1,119 @@
+//go:build linux
+
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// dialTCP connects to t with IP_RECVERR (IPV6_RECVERR) set, so that an ICMP
+// error answering the SYN stays readable on the socket's error queue and can be
+// attributed to the device that sent it. net.Dialer closes the socket on
+// failure before the queue can be read, hence the hand-made non-blocking
+// connect on top of the runtime poller (os.NewFile + SyscallConn).
+func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
+	domain, sa, err := sockaddrOf(t.Addr, t.Check.Port)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return nil, &DialError{Op: "socket", Err: os.NewSyscallError("socket", err)}
+	}
+	if err := setRecvErr(fd, domain, true); err != nil {
+		unix.Close(fd)
+		return nil, &DialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
+	}
+	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		icmp := readErrQueue(fd)
+		unix.Close(fd)
+		return nil, &DialError{Op: "connect", Err: os.NewSyscallError("connect", err), ICMP: icmp}
+	}
+
+	f := os.NewFile(uintptr(fd), "tcp:"+t.HostPort())
+	defer f.Close() // net.FileConn dups the descriptor
+	if d, ok := ctx.Deadline(); ok {
+		if err := f.SetWriteDeadline(d); err != nil {
+			return nil, &DialError{Op: "connect", Err: err}
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, &DialError{Op: "connect", Err: err}
+	}
+	var connErr error
+	var icmp *ICMPError
+	waitErr := rc.Write(func(fd uintptr) bool {
+		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			connErr = os.NewSyscallError("getsockopt", err)
+			return true
+		}
+		if v != 0 {
+			connErr = os.NewSyscallError("connect", syscall.Errno(v))
+			icmp = readErrQueue(int(fd))
+			return true
+		}
+		// Writable with no error means connected; the first call runs before
+		// any wait, when the handshake is still in progress.
+		if _, err := unix.Getpeername(int(fd)); err != nil {
+			return false
+		}
+		return true
+	})
+	if waitErr != nil {
+		// Deadline or cancellation: report any soft ICMP error seen meanwhile.
+		_ = rc.Control(func(fd uintptr) { icmp = readErrQueue(int(fd)) })
+		if errors.Is(waitErr, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+			waitErr = ctx.Err()
+		}
+		return nil, &DialError{Op: "connect", Err: waitErr, ICMP: icmp, Timeout: true}
+	}
+	if connErr != nil {
+		return nil, &DialError{Op: "connect", Err: connErr, ICMP: icmp}
+	}
+	// Established connections behave like any client's: ICMP soft errors
+	// must not become hard errors mid-stream.
+	_ = rc.Control(func(fd uintptr) { _ = setRecvErr(int(fd), domain, false) })
+	conn, err := net.FileConn(f)
+	if err != nil {
+		return nil, &DialError{Op: "connect", Err: err}
+	}
+	return conn, nil
+}
+
+func sockaddrOf(ip net.IP, port int) (int, unix.Sockaddr, error) {
+	if ip4 := ip.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: port}
+		copy(sa.Addr[:], ip4)
+		return unix.AF_INET, sa, nil
+	}
+	if ip16 := ip.To16(); ip16 != nil {
+		sa := &unix.SockaddrInet6{Port: port}
+		copy(sa.Addr[:], ip16)
+		return unix.AF_INET6, sa, nil
+	}
+	return 0, nil, &DialError{Op: "connect", Err: fmt.Errorf("invalid IP address %q", ip)}
+}
+
+func setRecvErr(fd, domain int, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	if domain == unix.AF_INET6 {
+		return unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVERR, v)
+	}
+	return unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_RECVERR, v)
+}

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package probe
+
+import (
+	"context"
+	"net"
+)
+
+// dialTCP on systems without a readable socket error queue: ICMP errors are
+// seen only as the errno they map to, so "rejected" cannot be told from
+// "refused" or "unreachable" there.
+func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
+	var d net.Dialer
+	network := "tcp4"
+	if t.Addr.To4() == nil {
+		network = "tcp6"
+	}
+	c, err := d.DialContext(ctx, network, t.HostPort())
+	if err != nil {
+		return nil, &DialError{Op: "connect", Err: err}
+	}
+	return c, nil
+}

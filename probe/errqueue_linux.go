@@ -1,0 +1,84 @@
+//go:build linux
+
+package probe
+
+import (
+	"encoding/binary"
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Origins of a queued socket error (linux/errqueue.h).
+const (
+	eeOriginLocal = 1
+	eeOriginICMP  = 2
+	eeOriginICMP6 = 3
+)
+
+// sizeofSockExtendedErr is struct sock_extended_err; the offender's sockaddr
+// (SO_EE_OFFENDER) follows it in the control message.
+const sizeofSockExtendedErr = 16
+
+// readErrQueue takes the oldest entry from the socket's error queue without
+// blocking. It returns nil when the queue is empty or holds nothing useful.
+func readErrQueue(fd int) *ICMPError {
+	var buf [64]byte
+	var oob [256]byte
+	_, oobn, _, _, err := unix.Recvmsg(fd, buf[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+	if err != nil {
+		return nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return nil
+	}
+	for _, m := range msgs {
+		isV4 := m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR
+		isV6 := m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR
+		if !isV4 && !isV6 {
+			continue
+		}
+		if e := parseExtendedErr(m.Data); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func parseExtendedErr(b []byte) *ICMPError {
+	if len(b) < sizeofSockExtendedErr {
+		return nil
+	}
+	ne := binary.NativeEndian
+	e := &ICMPError{
+		Errno: syscall.Errno(ne.Uint32(b[0:4])),
+		Type:  b[5],
+		Code:  b[6],
+	}
+	switch b[4] {
+	case eeOriginICMP:
+		e.Origin = OriginICMP
+	case eeOriginICMP6:
+		e.Origin = OriginICMP6
+	case eeOriginLocal:
+		e.Origin = OriginLocal
+	default:
+		e.Origin = OriginOther
+	}
+	off := b[sizeofSockExtendedErr:]
+	if len(off) >= 2 {
+		switch ne.Uint16(off[0:2]) {
+		case unix.AF_INET:
+			if len(off) >= 8 {
+				e.Offender = net.IP(append([]byte(nil), off[4:8]...))
+			}
+		case unix.AF_INET6:
+			if len(off) >= 24 {
+				e.Offender = net.IP(append([]byte(nil), off[8:24]...))
+			}
+		}
+	}
+	return e
+}

@@ -1,0 +1,245 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"time"
+)
+
+// classicCurves leaves out the hybrid post-quantum key exchange whose large
+// ClientHello (about 1.5 KB, two packets) some old middleboxes drop.
+var classicCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}
+
+// firstHandshakeShare is the share of the remaining time the first (default)
+// handshake may use, leaving room for a retry with classic curves.
+const firstHandshakeShare = 0.6
+
+// probeTLS connects and completes a verified TLS handshake with SNI.
+func probeTLS(ctx context.Context, t Target) Result {
+	r := newResult(t)
+	facts, err := dialTLS(ctx, t, &r)
+	if facts != nil {
+		r.Facts.TLSFacts = facts
+	}
+	if err != nil {
+		phase := PhaseTLS
+		var de *DialError
+		if errors.As(err, &de) {
+			phase = PhaseConnect
+		}
+		return fail(&r, phase, err, t.Addr)
+	}
+	r.Up, r.Reason, r.Phase = true, ReasonOK, PhaseTLS
+	r.Detail = fmt.Sprintf("%s %s, certificate for %s issued by %q, valid until %s",
+		facts.Version, facts.Cipher, facts.Subject, facts.Issuer, facts.NotAfter.UTC().Format("2006-01-02"))
+	if facts.ClassicCurvesOnly {
+		r.Detail += "; the default post-quantum ClientHello timed out and only a retry with classic curves completed " +
+			"(a middlebox drops large ClientHellos; the vendor's own client may or may not be affected)"
+	}
+	return r
+}
+
+// dialTLS connects to t and completes a handshake, retrying once with classic
+// curves when the first handshake times out. It closes the connection.
+func dialTLS(ctx context.Context, t Target, r *Result) (*TLSFacts, error) {
+	facts, err := connectAndHandshake(ctx, t, r, nil, firstHandshakeShare)
+	if err == nil || !isTimeout(err) || ctx.Err() != nil {
+		return facts, err
+	}
+	var de *DialError
+	if errors.As(err, &de) {
+		return facts, err // the connect itself timed out: no handshake to retry
+	}
+	facts2, err2 := connectAndHandshake(ctx, t, r, classicCurves, 1)
+	if err2 != nil {
+		return facts, err // the first failure is the one that matters
+	}
+	facts2.ClassicCurvesOnly = true
+	return facts2, nil
+}
+
+func connectAndHandshake(ctx context.Context, t Target, r *Result, curves []tls.CurveID, share float64) (*TLSFacts, error) {
+	begin := time.Now()
+	conn, err := dialTCP(ctx, t)
+	connectTime := time.Since(begin)
+	r.addTiming(PhaseConnect, connectTime)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	hsCtx, cancel := shareOfDeadline(ctx, share)
+	defer cancel()
+	hsBegin := time.Now()
+	tc, facts, err := handshakeTLS(hsCtx, conn, t, curves)
+	r.addTiming(PhaseTLS, time.Since(hsBegin))
+	if facts != nil {
+		facts.ConnectSeconds = connectTime.Seconds()
+	}
+	if tc != nil {
+		_ = tc.Close()
+	}
+	return facts, err
+}
+
+// shareOfDeadline derives a context whose deadline is share of the time left.
+func shareOfDeadline(ctx context.Context, share float64) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok || share >= 1 {
+		return context.WithCancel(ctx)
+	}
+	left := time.Until(d)
+	return context.WithTimeout(ctx, time.Duration(float64(left)*share))
+}
+
+// handshakeTLS runs a client handshake over conn for t, verifies the chain
+// and the issuer pin, and returns the facts it saw (also on failure, as far as
+// a certificate was presented). Application kinds (smtps, imaps, STARTTLS,
+// https) reuse it.
+func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.CurveID) (*tls.Conn, *TLSFacts, error) {
+	cfg, err := tlsClientConfig(t.Check)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.CurvePreferences = curves
+	if d, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	tc := tls.Client(conn, cfg)
+	err = tc.HandshakeContext(ctx)
+	_ = conn.SetDeadline(time.Time{})
+	if err != nil {
+		facts := factsFromFailure(err, cfg.ServerName)
+		if pinErr := pinCheckUnverified(err, t.Check.TLS.ExpectIssuer); pinErr != nil {
+			return nil, facts, pinErr
+		}
+		return nil, facts, err
+	}
+	cs := tc.ConnectionState()
+	facts := factsFromState(cs, cfg.ServerName)
+	if exp := t.Check.TLS.ExpectIssuer; len(exp) > 0 && !chainsMatchIssuer(cs.VerifiedChains, exp) {
+		_ = tc.Close()
+		return nil, facts, &InterceptedError{Presented: facts.Issuer, Expected: exp, Verified: true}
+	}
+	return tc, facts, nil
+}
+
+func tlsClientConfig(c *Check) (*tls.Config, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if c.TLS.CAFile != "" {
+		pem, err := os.ReadFile(c.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading tls ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca_file %s holds no PEM certificate", c.TLS.CAFile)
+		}
+	}
+	name := c.TLS.ServerName
+	if name == "" {
+		name = c.Host
+	}
+	return &tls.Config{ServerName: name, RootCAs: roots, MinVersion: tls.VersionTLS10}, nil
+}
+
+func factsFromState(cs tls.ConnectionState, serverName string) *TLSFacts {
+	f := &TLSFacts{
+		Version:    tls.VersionName(cs.Version),
+		Cipher:     tls.CipherSuiteName(cs.CipherSuite),
+		ServerName: serverName,
+	}
+	if len(cs.PeerCertificates) > 0 {
+		leaf := cs.PeerCertificates[0]
+		f.Issuer = issuerName(leaf)
+		f.Subject = certName(leaf.Subject.CommonName, leaf.DNSNames)
+		f.NotAfter = leaf.NotAfter
+	}
+	return f
+}
+
+func factsFromFailure(err error, serverName string) *TLSFacts {
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) || len(cve.UnverifiedCertificates) == 0 {
+		return nil
+	}
+	leaf := cve.UnverifiedCertificates[0]
+	return &TLSFacts{
+		Issuer:     issuerName(leaf),
+		Subject:    certName(leaf.Subject.CommonName, leaf.DNSNames),
+		NotAfter:   leaf.NotAfter,
+		ServerName: serverName,
+	}
+}
+
+func issuerName(c *x509.Certificate) string {
+	if c.Issuer.CommonName != "" {
+		return c.Issuer.CommonName
+	}
+	return c.Issuer.String()
+}
+
+// chainsMatchIssuer reports whether a CA certificate of any verified chain has
+// a subject CN or O among expect.
+func chainsMatchIssuer(chains [][]*x509.Certificate, expect []string) bool {
+	for _, chain := range chains {
+		for i, c := range chain {
+			if i == 0 && len(chain) > 1 {
+				continue // the leaf is not an issuer
+			}
+			if subjectMatches(c, expect) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func subjectMatches(c *x509.Certificate, expect []string) bool {
+	if slices.Contains(expect, c.Subject.CommonName) {
+		return true
+	}
+	for _, o := range c.Subject.Organization {
+		if slices.Contains(expect, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// pinCheckUnverified turns an unknown-authority failure into "intercepted"
+// when an issuer pin is set and the presented chain does not match it: an
+// inspection CA that is not (yet) trusted on this host.
+func pinCheckUnverified(err error, expect []string) error {
+	if len(expect) == 0 {
+		return nil
+	}
+	var uae x509.UnknownAuthorityError
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &uae) || !errors.As(err, &cve) || len(cve.UnverifiedCertificates) == 0 {
+		return nil
+	}
+	certs := cve.UnverifiedCertificates
+	leaf := certs[0]
+	if slices.Contains(expect, leaf.Issuer.CommonName) {
+		return nil
+	}
+	for _, o := range leaf.Issuer.Organization {
+		if slices.Contains(expect, o) {
+			return nil
+		}
+	}
+	for _, c := range certs[1:] {
+		if subjectMatches(c, expect) {
+			return nil
+		}
+	}
+	return &InterceptedError{Presented: issuerName(leaf), Expected: expect, Verified: false}
+}
