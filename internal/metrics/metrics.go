@@ -1,0 +1,324 @@
+// Package metrics is the one place where connprobe's metrics are defined.
+//
+// Gauges of last values (up, reason, durations, TLS facts) are built from the
+// results store at scrape time, so a scrape never runs a probe and a check
+// removed by a reload disappears at the next scrape. Counters and the latency
+// histogram accumulate as results arrive (Record); their series of removed
+// checks are deleted at the next scrape.
+//
+// A check that has not run yet exposes only connprobe_check_essential (and
+// counts in connprobe_checks_configured): it has no verdict to report, and a
+// made-up "down" would fire alerts during start-up.
+//
+// Metrics describing a check rather than one result (essential, overruns)
+// carry the check labels without ip_family.
+package metrics
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/connprobe/connprobe/internal/buildinfo"
+	"github.com/connprobe/connprobe/internal/results"
+	"github.com/connprobe/connprobe/probe"
+)
+
+const namespace = "connprobe"
+
+// checkLabels identify a check; resultLabels add the family of one result.
+var (
+	checkLabels  = []string{"profile", "check", "kind", "host", "port", "protocol"}
+	resultLabels = slices.Concat(checkLabels, []string{"ip_family"})
+)
+
+// latencyBuckets span 1ms to 10s.
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// unknownFamily labels a result that carries no address family (an internal
+// error before resolution).
+const unknownFamily = "unknown"
+
+// Metrics is a prometheus.Collector over the results store plus the counters
+// fed by Record. Safe for concurrent use.
+type Metrics struct {
+	store    *results.Store
+	overruns func(id string) uint64
+
+	up, reason, duration, lastRun, phaseDuration *prometheus.Desc
+	essential, overrunsTotal, configured         *prometheus.Desc
+	certNotAfter, tlsVersion, tlsHandshake       *prometheus.Desc
+
+	buildInfo       prometheus.Gauge
+	reloadOK        prometheus.Gauge
+	reloadOKTime    prometheus.Gauge
+	runsTotal       *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	mu              sync.Mutex
+	recordedByCheck map[string][]prometheus.Labels // series Record created, by check ID
+	reasons         []probe.Reason
+	now             func() time.Time
+}
+
+// New defines every metric and registers them on reg. overruns may be nil
+// (then no overrun series are exported); scheduler.Scheduler.Overruns fits.
+// Go and process collectors are not registered here: see NewRegistry.
+func New(reg prometheus.Registerer, store *results.Store, overruns func(id string) uint64, build buildinfo.Info) (*Metrics, error) {
+	desc := func(name, help string, labels []string, extra ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help,
+			slices.Concat(labels, extra), nil)
+	}
+	m := &Metrics{
+		store:    store,
+		overruns: overruns,
+
+		up:            desc("check_up", "Whether the last run of the check succeeded (1) or not (0).", resultLabels),
+		reason:        desc("check_reason", "1 for the reason of the last run's verdict, 0 for every other reason.", resultLabels, "reason"),
+		duration:      desc("check_duration_seconds", "How long the last run of the check took.", resultLabels),
+		lastRun:       desc("check_last_run_timestamp_seconds", "When the last run of the check started, in seconds since the epoch.", resultLabels),
+		phaseDuration: desc("check_phase_duration_seconds", "How long each phase of the last run took.", resultLabels, "phase"),
+		essential:     desc("check_essential", "Whether the check is marked essential (1) or not (0).", checkLabels),
+		overrunsTotal: desc("check_overruns_total", "Scheduled runs skipped because the previous run lasted past them.", checkLabels),
+		configured:    desc("checks_configured", "Number of checks in the loaded configuration.", nil),
+		certNotAfter:  desc("tls_cert_not_after_timestamp_seconds", "Expiry of the leaf certificate seen by the last run, in seconds since the epoch.", resultLabels),
+		tlsVersion:    desc("tls_version_info", "TLS version and cipher suite negotiated by the last run.", resultLabels, "version", "cipher"),
+		tlsHandshake:  desc("tls_handshake_seconds", "How long the TLS handshake of the last run took.", resultLabels),
+
+		buildInfo: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "build_info",
+			Help:        "Build information of connprobe; the value is always 1.",
+			ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.GoVersion},
+		}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_successful",
+			Help: "Whether the last configuration load succeeded (1) or not (0).",
+		}),
+		reloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully, in seconds since the epoch.",
+		}),
+		runsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "check_runs_total",
+			Help: "Completed runs of the check by verdict reason.",
+		}, slices.Concat(resultLabels, []string{"reason"})),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "check_latency_seconds",
+			Help:    "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.",
+			Buckets: latencyBuckets,
+		}, resultLabels),
+		recordedByCheck: map[string][]prometheus.Labels{},
+		reasons:         probe.Reasons(),
+		now:             time.Now,
+	}
+	m.buildInfo.Set(1)
+	if err := reg.Register(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors,
+// ready for New.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// ReloadResult records the outcome of a configuration load (the first load
+// counts too).
+func (m *Metrics) ReloadResult(ok bool) {
+	if !ok {
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadOKTime.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// Record counts one completed run of c; call it from the scheduler's sink.
+func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := c.ID()
+	for _, r := range rs {
+		lv := resultLabelValues(c, r)
+		m.ensureRecordedLocked(id, labelsOf(resultLabels, lv))
+		// Touch ok so a failing check still exposes its ok counter at 0
+		// and a rate() over it is defined.
+		m.runsTotal.WithLabelValues(slices.Concat(lv, []string{string(probe.ReasonOK)})...)
+		m.runsTotal.WithLabelValues(slices.Concat(lv, []string{string(reasonOf(r))})...).Inc()
+		// Created for failing checks too, so the series exists from the
+		// first run on.
+		latency := m.latency.WithLabelValues(lv...)
+		if r.Up {
+			latency.Observe(r.Duration.Seconds())
+		}
+	}
+}
+
+func (m *Metrics) ensureRecordedLocked(id string, ls prometheus.Labels) {
+	for _, have := range m.recordedByCheck[id] {
+		if have["ip_family"] == ls["ip_family"] {
+			return
+		}
+	}
+	m.recordedByCheck[id] = append(m.recordedByCheck[id], ls)
+}
+
+// pruneLocked deletes the counter and histogram series of checks that are no
+// longer configured.
+func (m *Metrics) pruneLocked(configured map[string]bool) {
+	for id, series := range m.recordedByCheck {
+		if configured[id] {
+			continue
+		}
+		for _, ls := range series {
+			m.runsTotal.DeletePartialMatch(ls)
+			m.latency.Delete(ls)
+		}
+		delete(m.recordedByCheck, id)
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		m.up, m.reason, m.duration, m.lastRun, m.phaseDuration, m.essential,
+		m.overrunsTotal, m.configured, m.certNotAfter, m.tlsVersion, m.tlsHandshake,
+	} {
+		ch <- d
+	}
+	m.buildInfo.Describe(ch)
+	m.reloadOK.Describe(ch)
+	m.reloadOKTime.Describe(ch)
+	m.runsTotal.Describe(ch)
+	m.latency.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: it reads the store, never probes.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	entries := m.store.Snapshot()
+	configured := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		configured[e.Check.ID()] = true
+	}
+
+	m.mu.Lock()
+	m.pruneLocked(configured)
+	m.runsTotal.Collect(ch)
+	m.latency.Collect(ch)
+	m.mu.Unlock()
+
+	m.buildInfo.Collect(ch)
+	m.reloadOK.Collect(ch)
+	m.reloadOKTime.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(m.configured, prometheus.GaugeValue, float64(len(entries)))
+
+	for _, e := range entries {
+		m.collectEntry(ch, e)
+	}
+}
+
+func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
+	c := e.Check
+	cl := checkLabelValues(c)
+	ch <- prometheus.MustNewConstMetric(m.essential, prometheus.GaugeValue, boolValue(c.Essential), cl...)
+	if m.overruns != nil {
+		ch <- prometheus.MustNewConstMetric(m.overrunsTotal, prometheus.CounterValue, float64(m.overruns(c.ID())), cl...)
+	}
+
+	seenFamily := map[string]bool{}
+	for _, r := range e.Results {
+		lv := resultLabelValues(c, r)
+		family := lv[len(lv)-1]
+		if seenFamily[family] {
+			// One result per family is the contract; a second would make
+			// the whole scrape fail on duplicate series.
+			continue
+		}
+		seenFamily[family] = true
+
+		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, slices.Concat(lv, extra)...)
+		}
+		gauge(m.up, boolValue(r.Up))
+		current := reasonOf(r)
+		for _, reason := range m.reasons {
+			gauge(m.reason, boolValue(reason == current), string(reason))
+		}
+		gauge(m.duration, r.Duration.Seconds())
+		start := r.Start
+		if start.IsZero() {
+			start = e.Updated
+		}
+		gauge(m.lastRun, float64(start.UnixNano())/1e9)
+
+		seenPhase := map[probe.Phase]bool{}
+		for _, t := range r.Timings {
+			if t.Phase == probe.PhaseNone || seenPhase[t.Phase] {
+				continue
+			}
+			seenPhase[t.Phase] = true
+			gauge(m.phaseDuration, t.Duration.Seconds(), string(t.Phase))
+		}
+
+		if tf := r.Facts.TLSFacts; tf != nil {
+			if !tf.NotAfter.IsZero() {
+				gauge(m.certNotAfter, float64(tf.NotAfter.Unix()))
+			}
+			if tf.Version != "" {
+				gauge(m.tlsVersion, 1, tf.Version, tf.Cipher)
+			}
+			if tf.HandshakeSecs > 0 {
+				gauge(m.tlsHandshake, tf.HandshakeSecs)
+			}
+		}
+	}
+}
+
+// reasonOf is the result's reason; a prober that left it empty is a bug,
+// reported as "error" rather than as an unlisted label value.
+func reasonOf(r probe.Result) probe.Reason {
+	if r.Reason == "" {
+		if r.Up {
+			return probe.ReasonOK
+		}
+		return probe.ReasonInternalError
+	}
+	return r.Reason
+}
+
+func checkLabelValues(c *probe.Check) []string {
+	return []string{c.Profile, c.Name, c.Kind, c.Host, strconv.Itoa(c.Port), c.Protocol}
+}
+
+func resultLabelValues(c *probe.Check, r probe.Result) []string {
+	family := r.IPFamily
+	if family == "" {
+		family = unknownFamily
+	}
+	return append(checkLabelValues(c), family)
+}
+
+func labelsOf(names, values []string) prometheus.Labels {
+	ls := make(prometheus.Labels, len(names))
+	for i, n := range names {
+		ls[n] = values[i]
+	}
+	return ls
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
