@@ -115,6 +115,13 @@ type ProtocolError struct{ Msg string }
 
 func (e *ProtocolError) Error() string { return e.Msg }
 
+// ConfigError is a check whose configuration cannot be used at probe time
+// (e.g. an unreadable tls ca_file); it says nothing about the target.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // SilentError is an accepted connection that stayed silent where the server
 // must speak first.
 type SilentError struct{ Waited time.Duration }
@@ -184,6 +191,8 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		switch {
+		case dnsErr.IsNotFound && dnsErr.Err == errNoFamilyAddress:
+			return ReasonDNS, fmt.Sprintf("name %q has no address of the requested family", dnsErr.Name)
 		case dnsErr.IsNotFound:
 			return ReasonDNS, fmt.Sprintf("name %q does not exist (NXDOMAIN or no address)", dnsErr.Name)
 		case dnsErr.IsTimeout:
@@ -191,6 +200,11 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 		default:
 			return ReasonDNS, fmt.Sprintf("DNS lookup of %q failed: %s", dnsErr.Name, dnsErr.Err)
 		}
+	}
+
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return ReasonInternalError, ce.Error()
 	}
 
 	var ie *InterceptedError

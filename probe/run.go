@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
@@ -109,6 +110,9 @@ func resolve(ctx context.Context, c *Check) ([]Target, []Result) {
 	}
 	addrs, err := resolver.LookupNetIP(ctx, network, c.Host)
 	if err != nil {
+		if network != "ip" && onlyOtherFamily(ctx, resolver, c.Host, err) {
+			err = &net.DNSError{Err: errNoFamilyAddress, Name: c.Host, IsNotFound: true}
+		}
 		return nil, dnsFailure(c, want, err)
 	}
 	var first4, first6 net.IP
@@ -130,9 +134,29 @@ func resolve(ctx context.Context, c *Check) ([]Target, []Result) {
 		}
 	}
 	if len(targets) == 0 {
-		return nil, dnsFailure(c, want, &net.DNSError{Err: "no address of the requested family", Name: c.Host, IsNotFound: true})
+		return nil, dnsFailure(c, want, &net.DNSError{Err: errNoFamilyAddress, Name: c.Host, IsNotFound: true})
 	}
 	return targets, nil
+}
+
+// errNoFamilyAddress is the DNSError text for a name that has addresses, but
+// none of the requested family.
+const errNoFamilyAddress = "no address of the requested family"
+
+// onlyOtherFamily reports whether a one-family lookup failed only because the
+// name has addresses of the other family: the resolver says so with a
+// net.AddrError (hosts file) or as "no such host" (DNS, empty answer).
+func onlyOtherFamily(ctx context.Context, r *net.Resolver, host string, err error) bool {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return true
+	}
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsNotFound {
+		return false
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	return err == nil && len(addrs) > 0
 }
 
 func dnsFailure(c *Check, want string, err error) []Result {

@@ -104,7 +104,7 @@ func shareOfDeadline(ctx context.Context, share float64) (context.Context, conte
 func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.CurveID) (*tls.Conn, *TLSFacts, error) {
 	cfg, err := tlsClientConfig(t.Check)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &ConfigError{Err: err}
 	}
 	cfg.CurvePreferences = curves
 	if d, ok := ctx.Deadline(); ok {
