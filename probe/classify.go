@@ -75,6 +75,11 @@ func (e *ICMPError) isPortUnreachable() bool {
 		(e.Origin == OriginICMP6 && e.Type == 1 && e.Code == 4)
 }
 
+// isTimeExceeded reports ICMP time exceeded (v4 type 11, v6 type 3).
+func (e *ICMPError) isTimeExceeded() bool {
+	return (e.Origin == OriginICMP && e.Type == 11) || (e.Origin == OriginICMP6 && e.Type == 3)
+}
+
 // isNoRoute reports the messages a stack sends itself when the next hop does
 // not answer neighbour discovery (host/net unreachable, v6 address unreachable).
 func (e *ICMPError) isNoRoute() bool {
@@ -248,6 +253,9 @@ func classifyICMP(e *ICMPError, target net.IP, local localAddrFunc) (Reason, str
 	switch {
 	case e.Offender == nil || e.Offender.IsUnspecified():
 		return ReasonUnreachable, what + " (no offender address)"
+	case e.isTimeExceeded():
+		// Not a refusal: the packet died of old age in a routing loop.
+		return ReasonUnreachable, fmt.Sprintf("%s from %s: a routing loop or a path longer than the TTL", what, e.Offender)
 	case e.Offender.Equal(target):
 		if e.isPortUnreachable() {
 			return ReasonRefused, fmt.Sprintf("%s from the target %s: nothing listens on that port", what, e.Offender)
@@ -319,7 +327,7 @@ func classifyTLS(err error) (Reason, string, bool) {
 	}
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) {
-		return ReasonProtocol, fmt.Sprintf("the server does not speak TLS (it sent %q)", printable(rhe.RecordHeader[:])), true
+		return ReasonProtocol, fmt.Sprintf("the server does not speak TLS (it sent \"%s\")", printable(rhe.RecordHeader[:])), true
 	}
 	var ae tls.AlertError
 	if errors.As(err, &ae) {

@@ -60,7 +60,7 @@ func TestClassifyICMP(t *testing.T) {
 		{"v4 unknown code", icmp4(8, router4), target4, ReasonRejected, []string{"(code 8)"}},
 		{"v4 mapped target equals offender", icmp4(3, target4.To4()), target4.To16(), ReasonRefused, []string{"nothing listens"}},
 		{"v4 time exceeded from router", &DialError{Op: "connect", Err: syscall.EHOSTUNREACH,
-			ICMP: &ICMPError{Origin: OriginICMP, Type: 11, Offender: router4}}, target4, ReasonRejected, []string{"ICMP time exceeded", "198.51.100.1"}},
+			ICMP: &ICMPError{Origin: OriginICMP, Type: 11, Offender: router4}}, target4, ReasonUnreachable, []string{"ICMP time exceeded", "198.51.100.1", "routing loop"}},
 
 		{"v6 port unreachable from target", icmp6(4, target6), target6, ReasonRefused,
 			[]string{"ICMPv6 destination unreachable (port unreachable)", "2001:db8::10", "nothing listens"}},
