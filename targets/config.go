@@ -1,0 +1,181 @@
+// Package targets turns configuration files and built-in profiles into
+// validated, fully expanded probe checks. It knows nothing of sockets: every
+// error it reports names a file and line, and what would be right.
+package targets
+
+import (
+	"embed"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/connprobe/connprobe/probe"
+)
+
+// Defaults that apply when neither a check nor the defaults: section sets a value.
+const (
+	DefaultInterval = 60 * time.Second
+	DefaultTimeout  = 5 * time.Second
+	DefaultIPFamily = probe.FamilyBoth
+
+	// MinInterval is the shortest interval accepted: a probe agent must not
+	// hammer the vendors it watches.
+	MinInterval = time.Second
+
+	// MaxPortsPerCheck bounds port ranges: a typo like "1-65535" must not
+	// turn one check into a port scan of a vendor.
+	MaxPortsPerCheck = 1000
+
+	// DefaultSource is the Source of the embedded quickstart configuration.
+	DefaultSource = "embedded:quickstart.yml"
+)
+
+// embedded holds the quickstart config and the built-in profile catalogue.
+//
+//go:embed examples/quickstart.yml profiles
+var embedded embed.FS
+
+// Config is one decoded configuration file. It is checked for structure
+// when parsed; Checks validates the rest and expands it.
+type Config struct {
+	Source   string // file name used in errors, or DefaultSource
+	Defaults Defaults
+	TLS      TLSSpec      // global TLS defaults; ServerName is always empty
+	Profiles []ProfileRef // profiles: built-in or directory profiles to enable
+	Custom   []CheckSpec  // checks: the user's own checks
+}
+
+// Defaults is the defaults: section. Zero values mean "not set".
+type Defaults struct {
+	Interval  time.Duration
+	Timeout   time.Duration
+	IPFamily  string
+	DNSServer string
+	lines     map[string]int
+}
+
+// TLSSpec is a tls: section, global or per check. Per check, each field set
+// overrides the global one; an explicit empty expect_issuer: [] turns a
+// global pin off for that check.
+type TLSSpec struct {
+	CAFile       string
+	ServerName   string
+	ExpectIssuer []string // nil: not set
+	lines        map[string]int
+}
+
+// ProfileRef is one entry of the profiles: list.
+type ProfileRef struct {
+	Name       string
+	Params     map[string]string
+	line       int
+	paramLines map[string]int
+}
+
+// CheckSpec is one check as written, in a config file or a profile. Host,
+// Port, Ports, DNSServer and TLS.ServerName may hold "${param}" in profiles,
+// which is why ports stay strings until expansion.
+type CheckSpec struct {
+	Name      string
+	Kind      string
+	Host      string
+	Port      string   // "" when not set
+	Ports     []string // each a port or a "low-high" range
+	Essential *bool    // nil: not set (default true)
+	Interval  time.Duration
+	Timeout   time.Duration
+	IPFamily  string
+	DNSServer string
+	TLS       TLSSpec
+
+	lines     map[string]int // key -> line; "" -> the entry itself
+	portLines []int
+}
+
+type paramField struct {
+	key, value string
+	line       int
+}
+
+// paramFields are the fields that may reference params, with their lines.
+func (c *CheckSpec) paramFields() []paramField {
+	out := []paramField{
+		{"host", c.Host, c.lines["host"]},
+		{"port", c.Port, c.lines["port"]},
+		{"dns_server", c.DNSServer, c.lines["dns_server"]},
+		{"tls.server_name", c.TLS.ServerName, c.TLS.lines["server_name"]},
+	}
+	for i, p := range c.Ports {
+		out = append(out, paramField{"ports", p, c.portLines[i]})
+	}
+	return out
+}
+
+// Options carry what the command line adds to a config.
+type Options struct {
+	ProfilesDir string   // --profiles.dir: extra profiles, overriding built-ins of the same name
+	Profiles    []string // --profile NAME (repeatable)
+	Params      []string // --param PROFILE.KEY=VALUE (repeatable)
+}
+
+// Load reads and parses a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes a configuration; name is used in error messages and as the
+// base for relative tls.ca_file paths.
+func Parse(name string, data []byte) (*Config, error) {
+	root, err := parseDoc(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return nil, &Error{File: name, Msg: "the file is empty; it needs checks: or profiles: (see the quickstart example)"}
+	}
+	var errs errList
+	d := &decoder{file: name, errs: &errs}
+	cfg := d.config(root)
+	if !errs.empty() {
+		return nil, errs.err()
+	}
+	return cfg, nil
+}
+
+// Default returns the embedded quickstart configuration, used when no file
+// is given so that the agent does something useful out of the box.
+func Default() (*Config, error) {
+	data, err := embedded.ReadFile("examples/quickstart.yml")
+	if err != nil {
+		return nil, err
+	}
+	return Parse(DefaultSource, data)
+}
+
+// Build loads the config at path (the embedded quickstart when path is ""
+// and no --profile is given; an empty config when only profiles are given)
+// and expands it into checks.
+func Build(path string, opts Options) ([]*probe.Check, *Config, error) {
+	var cfg *Config
+	var err error
+	switch {
+	case path != "":
+		cfg, err = Load(path)
+	case len(opts.Profiles) == 0:
+		cfg, err = Default()
+	default:
+		cfg = &Config{Source: "command line"}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	checks, err := cfg.Checks(opts)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return checks, cfg, nil
+}

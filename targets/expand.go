@@ -1,0 +1,568 @@
+package targets
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/connprobe/connprobe/probe"
+)
+
+// scope is where a CheckSpec came from: the config itself or a profile.
+type scope struct {
+	file    string // for errors
+	dir     string // base for relative tls.ca_file; "" for embedded sources
+	profile string // "" for custom checks
+	where   string // `check "x"` or `check "x" of profile "p"`
+	params  map[string]string
+}
+
+// enabled is one profile to expand, from the config or from --profile.
+type enabled struct {
+	ref  ProfileRef
+	flag bool // enabled by --profile only
+}
+
+// Checks validates the config together with the command-line options and
+// expands custom checks and enabled profiles into one check per port.
+// Errors name file:line (or the flag) and are joined, so all are reported.
+func (c *Config) Checks(opts Options) ([]*probe.Check, error) {
+	var errs errList
+	dir := baseDir(c.Source)
+	c.checkGlobals(dir, &errs)
+
+	var out []*probe.Check
+	for i := range c.Custom {
+		s := &c.Custom[i]
+		sc := scope{file: c.Source, dir: dir, where: fmt.Sprintf("check %q", s.Name)}
+		out = append(out, c.expand(s, sc, &errs)...)
+	}
+
+	profs := c.enabledProfiles(opts)
+	cli := parseParamFlags(opts.Params, profs, &errs)
+	if len(profs) > 0 || opts.ProfilesDir != "" {
+		cat, err := Catalogue(opts.ProfilesDir)
+		if err != nil {
+			errs.errs = append(errs.errs, err)
+			return nil, errs.err()
+		}
+		for _, e := range profs {
+			out = append(out, c.expandProfile(cat, e, cli[e.ref.Name], &errs)...)
+		}
+	}
+
+	seen := map[string]bool{}
+	for _, ch := range out {
+		id := ch.ID()
+		if seen[id] {
+			// Ports and names are checked for repeats earlier; this is the last guard.
+			errs.add(c.Source, 0, "check %s appears twice", id)
+		}
+		seen[id] = true
+	}
+	if errs.empty() && len(out) == 0 {
+		errs.add(c.Source, 0, "nothing to probe: add checks: or profiles:, or pass --profile")
+	}
+	if !errs.empty() {
+		return nil, errs.err()
+	}
+	return out, nil
+}
+
+// checkGlobals validates what defaults: and the global tls: set once, so a
+// bad value is reported once and not for every check that inherits it.
+func (c *Config) checkGlobals(dir string, errs *errList) {
+	if s := c.Defaults.DNSServer; s != "" {
+		if msg := dnsServerProblem(s); msg != "" {
+			errs.add(c.Source, lineOr(c.Defaults.lines, "dns_server", 0), "dns_server in defaults: %s", msg)
+		}
+	}
+	if f := c.TLS.CAFile; f != "" {
+		if msg := caFileProblem(resolvePath(dir, f)); msg != "" {
+			errs.add(c.Source, lineOr(c.TLS.lines, "ca_file", 0), "ca_file in the global tls: %s", msg)
+		}
+	}
+}
+
+func (c *Config) enabledProfiles(opts Options) []enabled {
+	var out []enabled
+	seen := map[string]bool{}
+	for _, r := range c.Profiles {
+		out = append(out, enabled{ref: r})
+		seen[r.Name] = true
+	}
+	for _, name := range opts.Profiles {
+		if !seen[name] {
+			out = append(out, enabled{ref: ProfileRef{Name: name}, flag: true})
+			seen[name] = true
+		}
+	}
+	return out
+}
+
+// cliParam is one --param flag.
+type cliParam struct {
+	key, value, flag string
+}
+
+// parseParamFlags groups --param PROFILE.KEY=VALUE flags by profile; a later
+// flag for the same key wins, as usual for flags.
+func parseParamFlags(flags []string, profs []enabled, errs *errList) map[string][]cliParam {
+	on := map[string]bool{}
+	for _, e := range profs {
+		on[e.ref.Name] = true
+	}
+	out := map[string][]cliParam{}
+	for _, f := range flags {
+		kv, value, ok := strings.Cut(f, "=")
+		prof, key, ok2 := strings.Cut(kv, ".")
+		if !ok || !ok2 || prof == "" || key == "" {
+			errs.add("", 0, "--param %q: want PROFILE.KEY=VALUE, e.g. --param myprofile.host=example.com", f)
+			continue
+		}
+		if !on[prof] {
+			errs.add("", 0, "--param %q: profile %q is not enabled; list it under profiles: or pass --profile %s", f, prof, prof)
+			continue
+		}
+		out[prof] = append(out[prof], cliParam{key: key, value: value, flag: f})
+	}
+	return out
+}
+
+func (c *Config) expandProfile(cat []Profile, e enabled, cli []cliParam, errs *errList) []*probe.Check {
+	// where/at locate the profile reference: a config line or the flag.
+	file, line := c.Source, e.ref.line
+	if e.flag {
+		file, line = "", 0
+	}
+	at := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if e.flag {
+			msg = fmt.Sprintf("--profile %s: %s", e.ref.Name, msg)
+		}
+		errs.add(file, line, "%s", msg)
+	}
+
+	var prof *Profile
+	var names []string
+	for i := range cat {
+		names = append(names, cat[i].Name)
+		if cat[i].Name == e.ref.Name {
+			prof = &cat[i]
+		}
+	}
+	if prof == nil {
+		known := "none yet"
+		if len(names) > 0 {
+			known = strings.Join(names, ", ")
+		}
+		hint := ""
+		if s := suggest(e.ref.Name, names); strings.HasPrefix(s, " (did you mean") {
+			hint = s
+		}
+		at("unknown profile %q%s (known: %s)", e.ref.Name, hint, known)
+		return nil
+	}
+
+	unknown := func(key string) string {
+		if len(prof.Params) == 0 {
+			return fmt.Sprintf("profile %q has no param %q (it takes no params)", prof.Name, key)
+		}
+		return fmt.Sprintf("profile %q has no param %q%s", prof.Name, key, suggest(key, prof.paramNames()))
+	}
+	values := map[string]string{}
+	for _, p := range prof.Params {
+		values[p.Name] = p.Default
+	}
+	keys := make([]string, 0, len(e.ref.Params))
+	for k := range e.ref.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ok := true
+	for _, k := range keys {
+		if _, known := prof.param(k); !known {
+			errs.add(c.Source, lineOr(e.ref.paramLines, k, e.ref.line), "%s", unknown(k))
+			ok = false
+			continue
+		}
+		values[k] = e.ref.Params[k]
+	}
+	for _, p := range cli {
+		if _, known := prof.param(p.key); !known {
+			errs.add("", 0, "--param %q: %s", p.flag, unknown(p.key))
+			ok = false
+			continue
+		}
+		values[p.key] = p.value
+	}
+	for _, p := range prof.Params {
+		if !p.Required || values[p.Name] != "" {
+			continue
+		}
+		desc := ""
+		if p.Description != "" {
+			desc = " (" + p.Description + ")"
+		}
+		how := "set it under params: or pass"
+		if e.flag {
+			how = "pass"
+		}
+		at("profile %q needs param %q%s: %s --param %s.%s=... (e.g. --param %s.%s=%s)",
+			prof.Name, p.Name, desc, how, prof.Name, p.Name, prof.Name, p.Name, p.Example)
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+
+	var out []*probe.Check
+	for i := range prof.Checks {
+		s := &prof.Checks[i]
+		sc := scope{
+			file:    prof.Source,
+			dir:     baseDir(prof.Source),
+			profile: prof.Name,
+			where:   fmt.Sprintf("check %q of profile %q", s.Name, prof.Name),
+			params:  values,
+		}
+		out = append(out, c.expand(s, sc, errs)...)
+	}
+	return out
+}
+
+// expand validates one spec against defaults and params and returns one
+// check per port.
+func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
+	line := func(key string) int { return lineOr(s.lines, key, s.lines[""]) }
+	fail := func(key, format string, args ...any) {
+		errs.add(sc.file, line(key), "%s in %s: %s", key, sc.where, fmt.Sprintf(format, args...))
+	}
+	// sub substitutes params; shown is how the value appears in errors,
+	// with what it was substituted from.
+	sub := func(raw string) (val, shown string) {
+		val = substitute(raw, sc.params)
+		if val != raw {
+			return val, fmt.Sprintf("%q (from %q)", val, raw)
+		}
+		return val, strconv.Quote(val)
+	}
+	nErrs := len(errs.errs)
+
+	kind, err := probe.LookupKind(s.Kind)
+	if err != nil {
+		errs.add(sc.file, line("kind"), "%s: %v", sc.where, err)
+		return nil
+	}
+
+	family := firstSet(s.IPFamily, c.Defaults.IPFamily, DefaultIPFamily)
+	host, shown := sub(s.Host)
+	if msg := hostProblem(host, family); msg != "" {
+		fail("host", "%s %s", shown, msg)
+	}
+
+	var ports []int
+	switch {
+	case s.Port != "":
+		v, shown := sub(s.Port)
+		if p, msg := parsePort(v); msg != "" {
+			fail("port", "%s %s", shown, msg)
+		} else {
+			ports = []int{p}
+		}
+	case len(s.Ports) > 0:
+		ports = c.expandPorts(s, sc, sub, errs)
+	case kind.DefaultPort != 0:
+		ports = []int{kind.DefaultPort}
+	default:
+		errs.add(sc.file, s.lines[""], "%s has no port, and kind %s has no default port; add port: or ports:", sc.where, kind.Name)
+	}
+
+	interval, intervalFrom := s.Interval, "set in the check"
+	if interval == 0 {
+		interval, intervalFrom = c.Defaults.Interval, "from defaults"
+	}
+	if interval == 0 {
+		interval, intervalFrom = defaultInterval(kind), "the default for kind "+kind.Name
+	}
+	timeout, timeoutFrom := s.Timeout, "set in the check"
+	if timeout == 0 {
+		timeout, timeoutFrom = c.Defaults.Timeout, "from defaults"
+	}
+	if timeout == 0 {
+		timeout, timeoutFrom = DefaultTimeout, "the default"
+	}
+	if timeout >= interval {
+		ln := lineOr(s.lines, "timeout", line("interval"))
+		errs.add(sc.file, ln, "%s: timeout %s (%s) must be below interval %s (%s); lower the timeout or raise the interval",
+			sc.where, timeout, timeoutFrom, interval, intervalFrom)
+	}
+
+	dns := c.Defaults.DNSServer
+	if s.DNSServer != "" {
+		var shown string
+		dns, shown = sub(s.DNSServer)
+		if msg := dnsServerProblem(dns); msg != "" {
+			fail("dns_server", "%s: %s", shown, msg)
+		}
+	}
+
+	tlsOpt := probe.TLSOptions{CAFile: resolvePath(baseDir(c.Source), c.TLS.CAFile), ExpectIssuer: c.TLS.ExpectIssuer}
+	if s.TLS.CAFile != "" {
+		tlsOpt.CAFile = resolvePath(sc.dir, s.TLS.CAFile)
+		if msg := caFileProblem(tlsOpt.CAFile); msg != "" {
+			errs.add(sc.file, lineOr(s.TLS.lines, "ca_file", line("tls")), "tls.ca_file in %s: %s", sc.where, msg)
+		}
+	}
+	if s.TLS.ServerName != "" {
+		tlsOpt.ServerName, _ = sub(s.TLS.ServerName)
+	}
+	if s.TLS.ExpectIssuer != nil {
+		tlsOpt.ExpectIssuer = s.TLS.ExpectIssuer
+	}
+
+	essential := true
+	if s.Essential != nil {
+		essential = *s.Essential
+	}
+	if len(errs.errs) > nErrs {
+		return nil
+	}
+	out := make([]*probe.Check, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, &probe.Check{
+			Profile:   sc.profile,
+			Name:      s.Name,
+			Kind:      kind.Name,
+			Host:      host,
+			Port:      p,
+			Protocol:  kind.Protocol,
+			IPFamily:  family,
+			Essential: essential,
+			Interval:  interval,
+			Timeout:   timeout,
+			DNSServer: dns,
+			TLS:       tlsOpt,
+		})
+	}
+	return out
+}
+
+// expandPorts turns the ports: items into a sorted-as-written, repeat-free list.
+func (c *Config) expandPorts(s *CheckSpec, sc scope, sub func(string) (string, string), errs *errList) []int {
+	var ports []int
+	seen := map[int]bool{}
+	bad := false
+	for i, raw := range s.Ports {
+		ln := s.lines["ports"]
+		if i < len(s.portLines) {
+			ln = s.portLines[i]
+		}
+		v, shown := sub(raw)
+		lo, hi, msg := parsePortRange(v)
+		if msg != "" {
+			errs.add(sc.file, ln, "ports in %s: %s %s", sc.where, shown, msg)
+			bad = true
+			continue
+		}
+		if hi-lo+1 > MaxPortsPerCheck {
+			errs.add(sc.file, ln, "ports in %s: range %s has %d ports; at most %d per check (split it into several checks)",
+				sc.where, shown, hi-lo+1, MaxPortsPerCheck)
+			bad = true
+			continue
+		}
+		for p := lo; p <= hi; p++ {
+			if seen[p] {
+				errs.add(sc.file, ln, "ports in %s: port %d is listed twice", sc.where, p)
+				bad = true
+				break
+			}
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	if !bad && len(ports) > MaxPortsPerCheck {
+		errs.add(sc.file, s.lines["ports"], "ports in %s expand to %d ports; at most %d per check (split it into several checks)",
+			sc.where, len(ports), MaxPortsPerCheck)
+	}
+	return ports
+}
+
+// defaultInterval applies when neither the check nor defaults: set one:
+// kinds whose servers must not be polled often raise the floor.
+func defaultInterval(k probe.KindSpec) time.Duration {
+	return max(DefaultInterval, k.MinInterval)
+}
+
+// parsePort checks one port number; msg completes "<value> ..." on error.
+func parsePort(s string) (int, string) {
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, "is not a port number (1-65535)"
+	}
+	if p < 1 || p > 65535 {
+		return 0, "is out of range (ports are 1-65535)"
+	}
+	return p, ""
+}
+
+// parsePortRange accepts "443" or "23100-23199".
+func parsePortRange(s string) (lo, hi int, msg string) {
+	a, b, isRange := strings.Cut(s, "-")
+	if !isRange {
+		p, msg := parsePort(s)
+		return p, p, msg
+	}
+	lo, msgA := parsePort(a)
+	hi, msgB := parsePort(b)
+	switch {
+	case strings.TrimSpace(a) == "" || strings.TrimSpace(b) == "":
+		return 0, 0, `is not a range; write "low-high", e.g. "23100-23199"`
+	case msgA != "":
+		return 0, 0, fmt.Sprintf("starts with %q, which %s", strings.TrimSpace(a), msgA)
+	case msgB != "":
+		return 0, 0, fmt.Sprintf("ends with %q, which %s", strings.TrimSpace(b), msgB)
+	case lo > hi:
+		return 0, 0, fmt.Sprintf("runs backwards; write \"%d-%d\"", hi, lo)
+	}
+	return lo, hi, ""
+}
+
+// hostProblem says what is wrong with a host (completing "<host> ..."), or "".
+func hostProblem(host, family string) string {
+	switch {
+	case host == "":
+		return "is empty; set a DNS name or IP address"
+	case strings.Contains(host, "://"):
+		rest := host[strings.Index(host, "://")+3:]
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			rest = rest[:i]
+		}
+		return fmt.Sprintf("is a URL; write only the name, e.g. host: %s", rest)
+	case strings.ContainsAny(host, " \t/@"):
+		return "is not a DNS name or IP address"
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		if strings.HasPrefix(host, "[") {
+			return fmt.Sprintf("needs no brackets; write host: %s", ip)
+		}
+		if ip.To4() != nil && family == probe.FamilyIPv6 {
+			return "is an IPv4 address, but ip_family is ipv6"
+		}
+		if ip.To4() == nil && family == probe.FamilyIPv4 {
+			return "is an IPv6 address, but ip_family is ipv4"
+		}
+		return ""
+	}
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		return fmt.Sprintf("includes a port; write host: %s and port: %s", h, p)
+	}
+	if strings.Contains(host, ":") {
+		return "is not a DNS name or IP address"
+	}
+	return ""
+}
+
+// dnsServerProblem checks a host:port resolver address.
+func dnsServerProblem(s string) string {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		if net.ParseIP(s) != nil {
+			return fmt.Sprintf("needs a port, e.g. %q", net.JoinHostPort(s, "53"))
+		}
+		return fmt.Sprintf("%q is not host:port, e.g. \"127.0.0.1:53\"", s)
+	}
+	if h == "" {
+		return fmt.Sprintf("%q has no host, e.g. \"127.0.0.1:53\"", s)
+	}
+	if _, msg := parsePort(p); msg != "" {
+		return fmt.Sprintf("port %q %s", p, msg)
+	}
+	return ""
+}
+
+// caFileProblem checks that path is a readable PEM bundle with at least one
+// certificate, so that a typo fails at start and not as "tls_untrusted".
+func caFileProblem(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already in the message
+		}
+		return fmt.Sprintf("cannot read %s: %v", path, err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Sprintf("%s holds no PEM certificate (expected \"-----BEGIN CERTIFICATE-----\" blocks)", path)
+	}
+	return ""
+}
+
+// substitute replaces each ${name} with params[name] in one pass, so a
+// value that itself holds "${" is taken literally.
+func substitute(s string, params map[string]string) string {
+	if params == nil {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		name := s[i+2 : i+j]
+		b.WriteString(s[:i])
+		if v, ok := params[name]; ok {
+			b.WriteString(v)
+		} else {
+			b.WriteString(s[i : i+j+1])
+		}
+		s = s[i+j+1:]
+	}
+}
+
+// baseDir is where relative paths in a source resolve from; embedded and
+// command-line sources have none (relative paths stay relative to the
+// working directory).
+func baseDir(source string) string {
+	if source == "" || source == "command line" || strings.HasPrefix(source, "embedded:") {
+		return ""
+	}
+	return filepath.Dir(source)
+}
+
+func resolvePath(dir, p string) string {
+	if p == "" || dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func lineOr(lines map[string]int, key string, fallback int) int {
+	if l := lines[key]; l > 0 {
+		return l
+	}
+	return fallback
+}
+
+func firstSet(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
