@@ -1,0 +1,242 @@
+// Command probe is connprobe: a connectivity probe agent that checks the
+// ports vendors require and exports the verdicts as Prometheus metrics.
+//
+// This file is wiring only: flags, subcommands and signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/connprobe/connprobe/internal/agent"
+	"github.com/connprobe/connprobe/internal/buildinfo"
+	"github.com/connprobe/connprobe/internal/oneshot"
+	"github.com/connprobe/connprobe/targets"
+)
+
+const usage = `connprobe: checks the ports vendors require and exports the verdicts as Prometheus metrics.
+
+Usage:
+  probe [flags]                 run the agent: checks on schedule, /metrics on --web.listen-address
+  probe check [flags]           run every check once, print a verdict table (or -o json)
+  probe validate [flags]        validate the configuration and exit
+  probe version                 print the version
+
+Without --config.file and --profile, the embedded example configuration is used.
+
+Exit codes of check: 0 every essential check passed, 1 one failed, 2 usage or configuration error.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// sourceFlags select what to probe; every subcommand shares them.
+type sourceFlags struct {
+	configFile  string
+	profiles    []string
+	params      []string
+	profilesDir string
+}
+
+func (s *sourceFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.configFile, "config.file", "", "configuration file (YAML); empty: the embedded example")
+	fs.StringArrayVar(&s.profiles, "profile", nil, "enable a built-in profile (repeatable)")
+	fs.StringArrayVar(&s.params, "param", nil, "profile parameter as PROFILE.KEY=VALUE (repeatable)")
+	fs.StringVar(&s.profilesDir, "profiles.dir", "", "directory of additional profile files (*.yml)")
+}
+
+func (s *sourceFlags) options() targets.Options {
+	return targets.Options{ProfilesDir: s.profilesDir, Profiles: s.profiles, Params: s.params}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	sub := "agent"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "agent":
+		return runAgent(args, stdout, stderr)
+	case "check":
+		return runCheck(args, stdout, stderr)
+	case "validate":
+		return runValidate(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, buildinfo.String())
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "probe: unknown subcommand %q (try: check, validate, version, or no subcommand for the agent)\n", sub)
+		return oneshot.ExitUsage
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; ok is false when the caller must return code.
+func parse(fs *pflag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0, false
+	}
+	if err != nil {
+		return oneshot.ExitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "probe: unexpected argument %q\n", fs.Arg(0))
+		return oneshot.ExitUsage, false
+	}
+	return 0, true
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check", stderr)
+	var src sourceFlags
+	src.register(fs)
+	output := fs.StringP("output", "o", "table", "output format: table or json")
+	maxConcurrent := fs.Int("max-concurrent", 8, "probes in flight at once")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *output != "table" && *output != "json" {
+		fmt.Fprintf(stderr, "probe check: --output must be table or json, not %q\n", *output)
+		return oneshot.ExitUsage
+	}
+	checks, cfg, err := targets.Build(src.configFile, src.options())
+	if err != nil {
+		fmt.Fprintf(stderr, "probe check: %v\n", err)
+		return oneshot.ExitUsage
+	}
+	if src.configFile == "" && len(src.profiles) == 0 {
+		fmt.Fprintf(stderr, "probe check: no --config.file or --profile given; running the embedded example (%s).\n"+
+			"  Pick your own with --config.file FILE or --profile NAME (see README).\n", cfg.Source)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	results := oneshot.Run(ctx, checks, oneshot.Options{MaxConcurrent: *maxConcurrent})
+	if *output == "json" {
+		err = oneshot.WriteJSON(stdout, results)
+	} else {
+		err = oneshot.WriteTable(stdout, results)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "probe check: %v\n", err)
+		return oneshot.ExitUsage
+	}
+	return oneshot.ExitCode(results)
+}
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", stderr)
+	var src sourceFlags
+	src.register(fs)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	checks, cfg, err := targets.Build(src.configFile, src.options())
+	if err != nil {
+		fmt.Fprintf(stderr, "probe validate: %v\n", err)
+		return oneshot.ExitUsage
+	}
+	fmt.Fprintf(stdout, "%s: valid, %d checks\n", cfg.Source, len(checks))
+	return 0
+}
+
+func runAgent(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("probe", stderr)
+	var src sourceFlags
+	src.register(fs)
+	listen := fs.StringArray("web.listen-address", []string{":9469"}, "address to serve /metrics on (repeatable)")
+	webConfig := fs.String("web.config.file", "", "exporter-toolkit web configuration file (TLS, basic auth)")
+	maxConcurrent := fs.Int("scheduler.max-concurrent", 16, "probes in flight at once")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log.format", "logfmt", "log format: logfmt or json")
+	version := fs.Bool("version", false, "print the version and exit")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.String())
+		return 0
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "probe: %v\n", err)
+		return oneshot.ExitUsage
+	}
+
+	a, err := agent.New(agent.Options{
+		ConfigFile:    src.configFile,
+		Targets:       src.options(),
+		ListenAddrs:   *listen,
+		WebConfigFile: *webConfig,
+		MaxConcurrent: *maxConcurrent,
+		Logger:        logger,
+	})
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return oneshot.ExitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := a.Reload(); err != nil {
+					logger.Error("reload on SIGHUP failed, keeping the previous configuration", "err", err)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	if err := a.Run(ctx); err != nil {
+		logger.Error("agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log.format must be logfmt or json, not %q", format)
+}

@@ -1,0 +1,121 @@
+// Package agent assembles the long-running connprobe: configuration and its
+// reloads, the scheduler, the results store, metrics and the web server.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/connprobe/connprobe/internal/buildinfo"
+	"github.com/connprobe/connprobe/internal/metrics"
+	"github.com/connprobe/connprobe/internal/results"
+	"github.com/connprobe/connprobe/internal/scheduler"
+	"github.com/connprobe/connprobe/internal/web"
+	"github.com/connprobe/connprobe/probe"
+	"github.com/connprobe/connprobe/targets"
+)
+
+// Options configure an Agent.
+type Options struct {
+	ConfigFile    string          // "" with no profiles: the embedded example
+	Targets       targets.Options // --profile, --param, --profiles.dir
+	ListenAddrs   []string
+	WebConfigFile string
+	MaxConcurrent int
+	Logger        *slog.Logger
+}
+
+// Agent is one running connprobe.
+type Agent struct {
+	opts     Options
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	store    *results.Store
+	sched    *scheduler.Scheduler
+	metrics  *metrics.Metrics
+	handler  http.Handler
+
+	reloadMu sync.Mutex // one load at a time (SIGHUP and /-/reload may race)
+}
+
+// New loads the configuration and assembles the agent. An invalid initial
+// configuration is an error: there is nothing to keep running.
+func New(opts Options) (*Agent, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{opts: opts, logger: opts.Logger, store: results.New(), registry: metrics.NewRegistry()}
+	a.sched = scheduler.New(scheduler.Options{
+		MaxConcurrent: opts.MaxConcurrent,
+		Run:           probe.Run,
+		Sink:          a.record,
+		Logger:        opts.Logger,
+	})
+	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get())
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	a.metrics = m
+	if err := a.Reload(); err != nil {
+		return nil, err
+	}
+	a.handler = web.New(web.Options{
+		Gatherer: a.registry,
+		Store:    a.store,
+		Reload:   a.Reload,
+		Logger:   opts.Logger,
+		Version:  buildinfo.Get().Version,
+	})
+	return a, nil
+}
+
+func (a *Agent) record(c *probe.Check, rs []probe.Result) {
+	a.store.Put(c, rs)
+	a.metrics.Record(c, rs)
+	for _, r := range rs {
+		if !r.Up {
+			a.logger.Debug("check failed", "check", c.Name, "profile", c.Profile, "host", c.Host, "port", c.Port,
+				"address", r.Address, "reason", r.Reason, "phase", r.Phase, "detail", r.Detail)
+		}
+	}
+}
+
+// Reload loads the configuration again and applies it. On error the running
+// configuration stays in force and the reload metric says so.
+func (a *Agent) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	checks, cfg, err := targets.Build(a.opts.ConfigFile, a.opts.Targets)
+	if err != nil {
+		a.metrics.ReloadResult(false)
+		return err
+	}
+	a.store.SetChecks(checks)
+	a.sched.Apply(checks)
+	a.metrics.ReloadResult(true)
+	a.logger.Info("configuration loaded", "source", cfg.Source, "checks", len(checks))
+	return nil
+}
+
+// Handler serves every HTTP endpoint.
+func (a *Agent) Handler() http.Handler { return a.handler }
+
+// Run starts the checks and serves HTTP until ctx is cancelled.
+func (a *Agent) Run(ctx context.Context) error {
+	a.sched.Start(ctx)
+	defer a.sched.Stop()
+	err := web.Serve(ctx, a.handler, web.ServeOptions{
+		ListenAddresses: a.opts.ListenAddrs,
+		ConfigFile:      a.opts.WebConfigFile,
+	}, a.logger)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package oneshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connprobe/connprobe/probe"
+)
+
+// freePort returns a loopback port that nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func TestRunReportsEveryCheckAgainstRealSockets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	open := l.Addr().(*net.TCPAddr).Port
+	closed := freePort(t)
+
+	checks := []*probe.Check{
+		{Name: "open", Kind: "tcp", Host: "127.0.0.1", Port: open, Protocol: "tcp", Essential: true, Timeout: 2 * time.Second},
+		{Name: "closed-optional", Kind: "tcp", Host: "127.0.0.1", Port: closed, Protocol: "tcp", Essential: false, Timeout: 2 * time.Second},
+	}
+	results := Run(context.Background(), checks, Options{})
+	if len(results) != 2 {
+		t.Fatalf("got %d results, want 2", len(results))
+	}
+	if !results[0].Up || results[0].Reason != probe.ReasonOK {
+		t.Errorf("open port: up=%v reason=%s detail=%s", results[0].Up, results[0].Reason, results[0].Detail)
+	}
+	if results[1].Up || results[1].Reason != probe.ReasonRefused {
+		t.Errorf("closed port: up=%v reason=%s", results[1].Up, results[1].Reason)
+	}
+	if got := ExitCode(results); got != ExitOK {
+		t.Errorf("exit code with only a non-essential failure = %d, want 0", got)
+	}
+	checks[1].Essential = true
+	if got := ExitCode(results); got != ExitFailed {
+		t.Errorf("exit code with an essential failure = %d, want 1", got)
+	}
+
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, results); err != nil {
+		t.Fatal(err)
+	}
+	// Decode into generic maps: the JSON field names and types are public.
+	var doc struct {
+		Results []map[string]any `json:"results"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, buf.String())
+	}
+	if len(doc.Results) != 2 {
+		t.Fatalf("JSON has %d results", len(doc.Results))
+	}
+	r0 := doc.Results[0]
+	for _, key := range []string{"profile", "check", "kind", "host", "address", "port", "protocol",
+		"essential", "up", "reason", "phase", "duration_seconds", "detail", "facts"} {
+		if _, ok := r0[key]; !ok {
+			t.Errorf("JSON result lacks %q", key)
+		}
+	}
+	if port, ok := r0["port"].(float64); !ok || int(port) != open {
+		t.Errorf("port = %#v, want the number %d", r0["port"], open)
+	}
+	if up, ok := r0["up"].(bool); !ok || !up {
+		t.Errorf("up = %#v, want true", r0["up"])
+	}
+	if r0["address"] != "127.0.0.1" || r0["reason"] != "ok" {
+		t.Errorf("address/reason = %v/%v", r0["address"], r0["reason"])
+	}
+	if _, ok := r0["facts"].(map[string]any); !ok {
+		t.Errorf("facts = %#v, want an object", r0["facts"])
+	}
+}
+
+func TestWriteTableRowsAndSummary(t *testing.T) {
+	c1 := &probe.Check{Name: "https", Kind: "tls", Host: "a.example", Port: 443, Protocol: "tcp", Essential: true}
+	c2 := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp", Essential: false}
+	results := []probe.Result{
+		{Check: c1, Address: "192.0.2.1", Up: false, Reason: probe.ReasonTimeout, Phase: probe.PhaseConnect,
+			Detail: "no answer\nsecond line", Duration: 5 * time.Second},
+		{Check: c2, Address: "192.0.2.2", Up: false, Reason: probe.ReasonRefused, Phase: probe.PhaseConnect},
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, results); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 { // header, 2 rows, blank, summary
+		t.Fatalf("table has %d lines:\n%s", len(lines), out)
+	}
+	if !strings.HasPrefix(lines[1], "FAIL") || !strings.Contains(lines[1], "a.example:443/tcp") ||
+		!strings.Contains(lines[1], "timeout") || !strings.Contains(lines[1], "no answer second line") {
+		t.Errorf("row 1 = %q", lines[1])
+	}
+	if !strings.HasPrefix(lines[2], "WARN") {
+		t.Errorf("a non-essential failure should be WARN: %q", lines[2])
+	}
+	if lines[4] != "0 ok, 2 failed (1 essential)" {
+		t.Errorf("summary = %q", lines[4])
+	}
+}
+
+func TestRunPacesChecksOfOneHost(t *testing.T) {
+	var mu sync.Mutex
+	starts := map[string][]time.Time{}
+	run := func(_ context.Context, c *probe.Check) []probe.Result {
+		mu.Lock()
+		starts[c.Host] = append(starts[c.Host], time.Now())
+		mu.Unlock()
+		return []probe.Result{{Check: c, Up: true, Reason: probe.ReasonOK}}
+	}
+	var checks []*probe.Check
+	for port := 1; port <= 5; port++ {
+		checks = append(checks, &probe.Check{Name: "range", Kind: "tcp", Host: "h1", Port: port})
+	}
+	checks = append(checks, &probe.Check{Name: "other", Kind: "tcp", Host: "h2", Port: 1})
+	spacing := 30 * time.Millisecond
+	results := Run(context.Background(), checks, Options{PerHostSpacing: spacing, Run: run})
+	if len(results) != 6 {
+		t.Fatalf("got %d results", len(results))
+	}
+	for i, r := range results[:5] {
+		if r.Check.Port != i+1 {
+			t.Errorf("result %d is for port %d: order not kept", i, r.Check.Port)
+		}
+	}
+	h1 := starts["h1"]
+	if len(h1) != 5 {
+		t.Fatalf("h1 probed %d times", len(h1))
+	}
+	first, last := h1[0], h1[0]
+	for _, s := range h1 {
+		if s.Before(first) {
+			first = s
+		}
+		if s.After(last) {
+			last = s
+		}
+	}
+	// Five starts spaced 30ms apart span at least 4 spacings (minus timer slack).
+	if span := last.Sub(first); span < 4*spacing-10*time.Millisecond {
+		t.Errorf("5 probes of one host started within %s; want them paced %s apart", span, spacing)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	checks := []*probe.Check{{Name: "x", Kind: "tcp", Host: "h", Port: 1}}
+	results := Run(ctx, checks, Options{Run: func(context.Context, *probe.Check) []probe.Result {
+		t.Error("a cancelled run must not probe")
+		return nil
+	}})
+	if len(results) != 1 || results[0].Up || results[0].Reason != probe.ReasonSkipped {
+		t.Fatalf("results = %+v", results)
+	}
+}

@@ -1,0 +1,134 @@
+package oneshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/connprobe/connprobe/probe"
+)
+
+// JSONResult is one result in `probe check -o json`. The field names are a
+// public interface: extend, never rename.
+type JSONResult struct {
+	Profile         string         `json:"profile"`
+	Check           string         `json:"check"`
+	Kind            string         `json:"kind"`
+	Host            string         `json:"host"`
+	Address         string         `json:"address"`
+	IPFamily        string         `json:"ip_family"`
+	Port            int            `json:"port"`
+	Protocol        string         `json:"protocol"`
+	Essential       bool           `json:"essential"`
+	Up              bool           `json:"up"`
+	Reason          probe.Reason   `json:"reason"`
+	Phase           probe.Phase    `json:"phase"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	Detail          string         `json:"detail"`
+	Facts           probe.Facts    `json:"facts"`
+	Timings         []probe.Timing `json:"timings"`
+	Time            time.Time      `json:"time"`
+}
+
+// JSONReport is the document `probe check -o json` prints.
+type JSONReport struct {
+	Results []JSONResult `json:"results"`
+}
+
+// ToJSON converts results to their public JSON form.
+func ToJSON(results []probe.Result) JSONReport {
+	rep := JSONReport{Results: make([]JSONResult, 0, len(results))}
+	for _, r := range results {
+		jr := JSONResult{
+			Address: r.Address, IPFamily: r.IPFamily, Up: r.Up, Reason: r.Reason, Phase: r.Phase,
+			DurationSeconds: r.Duration.Seconds(), Detail: r.Detail, Facts: r.Facts,
+			Timings: r.Timings, Time: r.Start.UTC(),
+		}
+		if jr.Timings == nil {
+			jr.Timings = []probe.Timing{}
+		}
+		if c := r.Check; c != nil {
+			jr.Profile, jr.Check, jr.Kind, jr.Host = c.Profile, c.Name, c.Kind, c.Host
+			jr.Port, jr.Protocol, jr.Essential = c.Port, c.Protocol, c.Essential
+		}
+		rep.Results = append(rep.Results, jr)
+	}
+	return rep
+}
+
+// WriteJSON prints results as indented JSON.
+func WriteJSON(w io.Writer, results []probe.Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(ToJSON(results))
+}
+
+// WriteTable prints one row per result and a one-line summary.
+func WriteTable(w io.Writer, results []probe.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERDICT\tPROFILE\tCHECK\tKIND\tTARGET\tADDRESS\tREASON\tPHASE\tLATENCY\tDETAIL")
+	var up, down, essentialDown int
+	for _, r := range results {
+		verdict := "OK"
+		switch {
+		case r.Up:
+			up++
+		case r.Check != nil && !r.Check.Essential:
+			verdict = "WARN"
+			down++
+		default:
+			verdict = "FAIL"
+			down++
+			essentialDown++
+		}
+		var profile, name, kind, target string
+		if c := r.Check; c != nil {
+			profile, name, kind = dash(c.Profile), c.Name, c.Kind
+			target = c.Host + ":" + strconv.Itoa(c.Port) + "/" + c.Protocol
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			verdict, profile, name, kind, target, dash(r.Address), r.Reason, dash(string(r.Phase)),
+			latency(r.Duration), oneLine(r.Detail, 120))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d ok, %d failed (%d essential)\n", up, down, essentialDown)
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func latency(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	default:
+		return d.Round(100 * time.Microsecond).String()
+	}
+}
+
+// oneLine keeps a detail on one table row: no control characters, bounded.
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
