@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return p
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return resp.StatusCode, string(b)
+}
+
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond every 50ms for at most d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", d, what)
+}
+
+// TestAgentEndToEnd runs the whole agent on loopback: real probes of a real
+// listener and a closed port, /metrics, readiness, and reloads good and bad.
+func TestAgentEndToEnd(t *testing.T) {
+	open, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	openPort := open.Addr().(*net.TCPAddr).Port
+	closedPort := freePort(t)
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "connprobe.yml")
+	writeConfig := func(body string) {
+		if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig(fmt.Sprintf(`
+defaults: {interval: 1s, timeout: 500ms}
+checks:
+  - {name: open, kind: tcp, host: 127.0.0.1, port: %d}
+  - {name: closed, kind: tcp, host: 127.0.0.1, port: %d}
+`, openPort, closedPort))
+
+	webPort := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", webPort)
+	a, err := New(Options{ConfigFile: cfgPath, ListenAddrs: []string{fmt.Sprintf("127.0.0.1:%d", webPort)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}()
+
+	waitFor(t, 10*time.Second, "/-/ready", func() bool {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`connprobe_check_up{check="open",host="127.0.0.1",ip_family="ipv4",kind="tcp",port="%d",profile="",protocol="tcp"} 1`, openPort),
+		fmt.Sprintf(`connprobe_check_up{check="closed",host="127.0.0.1",ip_family="ipv4",kind="tcp",port="%d",profile="",protocol="tcp"} 0`, closedPort),
+		fmt.Sprintf(`connprobe_check_reason{check="closed",host="127.0.0.1",ip_family="ipv4",kind="tcp",port="%d",profile="",protocol="tcp",reason="refused"} 1`, closedPort),
+		fmt.Sprintf(`connprobe_check_reason{check="closed",host="127.0.0.1",ip_family="ipv4",kind="tcp",port="%d",profile="",protocol="tcp",reason="ok"} 0`, closedPort),
+		"connprobe_config_last_reload_successful 1",
+		"connprobe_build_info{",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	lintWithPromtool(t, metrics)
+
+	_, page := get(t, base+"/")
+	if !strings.Contains(page, "closed") || !strings.Contains(page, "refused") {
+		t.Errorf("landing page does not show the closed check's verdict")
+	}
+
+	// A broken config keeps the old one running.
+	writeConfig("checks:\n  - {name: x, kind: nosuchkind, host: 127.0.0.1, port: 1}\n")
+	code, body := post(t, base+"/-/reload")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "nosuchkind") {
+		t.Errorf("reload of a broken config: %d %q", code, body)
+	}
+	_, metrics = get(t, base+"/metrics")
+	if !strings.Contains(metrics, "connprobe_config_last_reload_successful 0") {
+		t.Error("reload failure not reported by connprobe_config_last_reload_successful")
+	}
+	if !strings.Contains(metrics, `check="closed"`) {
+		t.Error("the old configuration should still run after a failed reload")
+	}
+
+	// A good config replaces it: the removed check's series vanish.
+	writeConfig(fmt.Sprintf("defaults: {interval: 1s, timeout: 500ms}\nchecks:\n  - {name: open, kind: tcp, host: 127.0.0.1, port: %d}\n", openPort))
+	if code, body := post(t, base+"/-/reload"); code != http.StatusOK {
+		t.Fatalf("reload of a good config: %d %q", code, body)
+	}
+	_, metrics = get(t, base+"/metrics")
+	if strings.Contains(metrics, `check="closed"`) {
+		t.Error("a check removed by reload still has series")
+	}
+	if !strings.Contains(metrics, "connprobe_config_last_reload_successful 1") {
+		t.Error("successful reload not reported")
+	}
+}
+
+// lintWithPromtool runs `promtool check metrics` on a scrape. CI installs
+// promtool; elsewhere the test says it skipped the lint.
+func lintWithPromtool(t *testing.T, metrics string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is not installed, but CI must lint the metrics with it")
+		}
+		t.Log("promtool not installed: metric lint by promtool skipped (the metrics package lints with promlint)")
+		return
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = strings.NewReader(metrics)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(path, []byte("defaults: {interval: soon}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Options{ConfigFile: path})
+	if err == nil || !strings.Contains(err.Error(), "bad.yml:1") {
+		t.Fatalf("New with a bad config: %v, want an error naming bad.yml:1", err)
+	}
+}
