@@ -1,0 +1,146 @@
+//go:build linux
+
+package netlab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Helper processes: code that dials by itself (and so cannot be moved into a
+// namespace socket by socket) runs in a child process started inside the
+// namespace. The child is the test binary itself, re-executed with -test.run
+// selecting one helper test:
+//
+//	func TestMyHelperProcess(t *testing.T) {
+//		var in Input
+//		if ok, err := netlab.HelperInput(&in); !ok {
+//			t.Skip("helper process for the netlab tests; runs only when they start it")
+//		} else if err != nil {
+//			t.Fatal(err)
+//		}
+//		out := doTheWork(in)
+//		if err := netlab.WriteHelperOutput(out); err != nil {
+//			t.Fatal(err)
+//		}
+//	}
+//
+// and the parent calls lab.RunHelper(lab.Client(), "TestMyHelperProcess", in, &out, timeout).
+
+// HelperEnv is the environment variable carrying a helper process's JSON input.
+const HelperEnv = "NETLAB_HELPER_INPUT"
+
+// outputMarker prefixes the one stdout line holding the helper's JSON output,
+// telling it apart from whatever else the test binary prints.
+const outputMarker = "NETLAB-HELPER-OUTPUT "
+
+// RunHelper runs the helper test named test in a child process (this test
+// binary, re-executed) inside namespace ns. in is passed JSON-encoded in
+// HelperEnv; the JSON the helper writes with WriteHelperOutput is decoded into
+// out. The child is killed, with its process group, when timeout passes.
+func (l *Lab) RunHelper(ns, test string, in, out any, timeout time.Duration) error {
+	return RunHelper(ns, test, in, out, timeout)
+}
+
+// RunHelper is Lab.RunHelper for any named namespace.
+func RunHelper(ns, test string, in, out any, timeout time.Duration) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("netlab: finding the test binary: %w", err)
+	}
+	payload, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("netlab: encoding helper input: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// /proc/self/exe would name ip itself once ip netns exec runs, hence the
+	// resolved path of this binary.
+	c := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe,
+		"-test.run=^"+test+"$", "-test.count=1", "-test.v=false",
+		"-test.timeout="+(timeout+5*time.Second).String())
+	env := append(withoutEnv(os.Environ(), HelperEnv, "GORACE"), HelperEnv+"="+string(payload))
+	// A race-enabled binary sleeps a second at exit by default; the helper
+	// exits once per case.
+	env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	c.Env = env
+	stdout := &boundedBuffer{max: maxOutput}
+	stderr := &boundedBuffer{max: 64 << 10}
+	c.Stdout, c.Stderr = stdout, stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = 2 * time.Second
+	start := time.Now()
+	runErr := c.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("netlab: helper %s in %s killed after %s\nstdout:\n%s\nstderr:\n%s",
+			test, ns, time.Since(start).Round(time.Millisecond), stdout, stderr)
+	}
+	line, found := findOutput(stdout.buf.Bytes())
+	if runErr != nil || !found {
+		if runErr == nil {
+			runErr = errors.New("no output line (did the helper test skip?)")
+		}
+		return fmt.Errorf("netlab: helper %s in %s: %v\nstdout:\n%s\nstderr:\n%s", test, ns, runErr, stdout, stderr)
+	}
+	if err := json.Unmarshal(line, out); err != nil {
+		return fmt.Errorf("netlab: decoding the output of helper %s: %w\n%s", test, err, line)
+	}
+	return nil
+}
+
+// HelperInput decodes the helper input into in. ok is false when this process
+// is not a helper process (the helper test should then skip).
+func HelperInput(in any) (ok bool, err error) {
+	payload, set := os.LookupEnv(HelperEnv)
+	if !set {
+		return false, nil
+	}
+	if err := json.Unmarshal([]byte(payload), in); err != nil {
+		return true, fmt.Errorf("netlab: decoding %s: %w", HelperEnv, err)
+	}
+	return true, nil
+}
+
+// WriteHelperOutput writes out, JSON-encoded, as the helper's result on stdout.
+func WriteHelperOutput(out any) error {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("netlab: encoding helper output: %w", err)
+	}
+	_, err = io.WriteString(os.Stdout, "\n"+outputMarker+string(b)+"\n")
+	return err
+}
+
+func findOutput(stdout []byte) ([]byte, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(stdout))
+	sc.Buffer(make([]byte, 0, 64<<10), maxOutput)
+	for sc.Scan() {
+		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte(outputMarker)); ok {
+			return append([]byte(nil), rest...), true
+		}
+	}
+	return nil, false
+}
+
+func withoutEnv(env []string, keys ...string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(keys, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
