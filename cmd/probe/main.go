@@ -102,6 +102,7 @@ func parse(fs *pflag.FlagSet, args []string) (code int, ok bool) {
 		return 0, false
 	}
 	if err != nil {
+		fmt.Fprintf(fs.Output(), "probe: %v\n", err)
 		return oneshot.ExitUsage, false
 	}
 	if fs.NArg() > 0 {
