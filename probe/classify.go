@@ -110,6 +110,9 @@ type DialError struct {
 	Err     error
 	ICMP    *ICMPError
 	Timeout bool
+	// Elapsed is how long after the first packet the error came; it tells a
+	// router's failed neighbour resolution (about 3s) from a firewall (at once).
+	Elapsed time.Duration
 }
 
 func (e *DialError) Error() string { return e.Op + ": " + e.Err.Error() }
@@ -190,7 +193,7 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 
 	var de *DialError
 	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == OriginICMP || de.ICMP.Origin == OriginICMP6) {
-		return classifyICMP(de.ICMP, target, local)
+		return classifyICMP(de.ICMP, target, local, de.Elapsed)
 	}
 
 	var dnsErr *net.DNSError
@@ -248,7 +251,12 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 	return ReasonProtocol, err.Error()
 }
 
-func classifyICMP(e *ICMPError, target net.IP, local localAddrFunc) (Reason, string) {
+// arpFailureDelay is the least delay after which a host- or net-unreachable
+// from a router reads as its neighbour resolution failing (Linux answers after
+// 3 unanswered probes, about 3s) rather than a firewall rule, which answers at once.
+const arpFailureDelay = 2500 * time.Millisecond
+
+func classifyICMP(e *ICMPError, target net.IP, local localAddrFunc, elapsed time.Duration) (Reason, string) {
 	what := e.Describe()
 	switch {
 	case e.Offender == nil || e.Offender.IsUnspecified():
@@ -267,7 +275,14 @@ func classifyICMP(e *ICMPError, target net.IP, local localAddrFunc) (Reason, str
 		}
 		return ReasonLocal, fmt.Sprintf("%s from this host's own address %s: its own firewall rejected the packet", what, e.Offender)
 	default:
-		return ReasonRejected, fmt.Sprintf("%s from %s, a device on the path", what, e.Offender)
+		// The rule is "a device on the path said no", whatever the cause; the
+		// detail says when the timing points at a dead host behind a router.
+		d := fmt.Sprintf("%s from %s, a device on the path", what, e.Offender)
+		if e.isNoRoute() && elapsed >= arpFailureDelay {
+			d += fmt.Sprintf("; it came after %s, which is typical of a router whose neighbour (ARP/NDP) lookup "+
+				"for the target went unanswered (target down or absent) rather than of a firewall rule", elapsed.Round(100*time.Millisecond))
+		}
+		return ReasonRejected, d
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // These rows only build error values; no packet is sent to any address here.
@@ -211,5 +212,34 @@ func TestPrintable(t *testing.T) {
 	long := strings.Repeat("a", 100)
 	if got := printable([]byte(long)); len(got) != 64 {
 		t.Errorf("printable did not cut at 64 bytes: %d", len(got))
+	}
+}
+
+func TestClassifyRouterUnreachableTimingHint(t *testing.T) {
+	target := net.ParseIP("10.9.2.7")
+	router := net.ParseIP("10.9.1.1")
+	noLocal := func() []net.IP { return nil }
+	icmp := &ICMPError{Origin: OriginICMP, Type: 3, Code: 1, Offender: router}
+	for _, tc := range []struct {
+		elapsed  time.Duration
+		wantHint bool
+	}{
+		{2 * time.Millisecond, false},   // a firewall REJECT answers at once
+		{3100 * time.Millisecond, true}, // the router's ARP for the target went unanswered
+	} {
+		err := &DialError{Op: "connect", Err: syscall.EHOSTUNREACH, ICMP: icmp, Elapsed: tc.elapsed}
+		reason, detail := classifyWith(err, PhaseConnect, target, noLocal)
+		if reason != ReasonRejected {
+			t.Errorf("elapsed %s: reason %s, want rejected (a device on the path said no)", tc.elapsed, reason)
+		}
+		if got := strings.Contains(detail, "neighbour (ARP/NDP) lookup"); got != tc.wantHint {
+			t.Errorf("elapsed %s: hint present = %v, want %v; detail %q", tc.elapsed, got, tc.wantHint, detail)
+		}
+	}
+	// Admin-prohibited is a firewall whatever the delay: no hint.
+	slowAdmin := &DialError{Op: "connect", Err: syscall.EHOSTUNREACH, Elapsed: 4 * time.Second,
+		ICMP: &ICMPError{Origin: OriginICMP, Type: 3, Code: 13, Offender: router}}
+	if _, d := classifyWith(slowAdmin, PhaseConnect, target, noLocal); strings.Contains(d, "ARP") {
+		t.Errorf("admin-prohibited must not carry the ARP hint: %q", d)
 	}
 }

@@ -32,6 +32,7 @@ func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
 		unix.Close(fd)
 		return nil, &DialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
 	}
+	begin := time.Now()
 	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		icmp := readErrQueue(fd)
 		unix.Close(fd)
@@ -81,7 +82,7 @@ func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
 		return nil, &DialError{Op: "connect", Err: waitErr, ICMP: icmp, Timeout: true}
 	}
 	if connErr != nil {
-		return nil, &DialError{Op: "connect", Err: connErr, ICMP: icmp}
+		return nil, &DialError{Op: "connect", Err: connErr, ICMP: icmp, Elapsed: time.Since(begin)}
 	}
 	// Established connections behave like any client's: ICMP soft errors
 	// must not become hard errors mid-stream.

@@ -210,7 +210,8 @@ func fwCases() []fwCase {
 			// wire that is the very message of router_reject_icmp-host-unreachable
 			// (same type, code and offender), so the probe reports it the same
 			// way: "rejected" by a device on the path, the detail saying "host
-			// unreachable" and naming the router. Only the delay differs.
+			// unreachable" and naming the router. Only the delay differs, and
+			// the detail says what it points at.
 			name:    "server_subnet_no_host",
 			timeout: 5 * time.Second,
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
@@ -218,7 +219,7 @@ func fwCases() []fwCase {
 			},
 			reason: probe.ReasonRejected, phase: probe.PhaseConnect,
 			detail: func(lab *netlab.Lab) []string {
-				return []string{"(host unreachable) from " + lab.RouterClientSideIP().String()}
+				return []string{"(host unreachable) from " + lab.RouterClientSideIP().String(), "neighbour (ARP/NDP) lookup"}
 			},
 			atLeast: 2 * time.Second, atMost: 4900 * time.Millisecond,
 		},

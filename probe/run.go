@@ -17,7 +17,7 @@ func Run(ctx context.Context, c *Check) []Result {
 	start := time.Now()
 	spec, err := LookupKind(c.Kind)
 	if err != nil {
-		return []Result{{Check: c, Reason: ReasonInternalError, Detail: err.Error(), Start: start}}
+		return []Result{{Check: c, Reason: ReasonInternalError, Detail: err.Error(), Start: start, Duration: time.Since(start)}}
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
@@ -28,9 +28,11 @@ func Run(ctx context.Context, c *Check) []Result {
 
 	targets, failed := resolve(ctx, c)
 	if failed != nil {
+		took := time.Since(start)
 		for i := range failed {
 			failed[i].Start = start
-			failed[i].Duration = time.Since(start)
+			failed[i].Duration = took
+			failed[i].addTiming(PhaseDNS, took)
 		}
 		return failed
 	}
