@@ -90,14 +90,14 @@ type Facts struct {
 
 // TLSFacts are what a completed (or failed, as far as observed) TLS handshake showed.
 type TLSFacts struct {
-	Version        string    `json:"version,omitempty"`
-	Cipher         string    `json:"cipher,omitempty"`
-	Issuer         string    `json:"issuer,omitempty"`
-	Subject        string    `json:"subject,omitempty"`
-	NotAfter       time.Time `json:"not_after,omitzero"`
-	ServerName     string    `json:"server_name,omitempty"`
-	ConnectSeconds float64   `json:"connect_seconds,omitempty"`
-	HandshakeSecs  float64   `json:"handshake_seconds,omitempty"`
+	Version          string    `json:"version,omitempty"`
+	Cipher           string    `json:"cipher,omitempty"`
+	Issuer           string    `json:"issuer,omitempty"`
+	Subject          string    `json:"subject,omitempty"`
+	NotAfter         time.Time `json:"not_after,omitzero"`
+	ServerName       string    `json:"server_name,omitempty"`
+	ConnectSeconds   float64   `json:"connect_seconds,omitempty"`
+	HandshakeSeconds float64   `json:"handshake_seconds,omitempty"`
 	// ClassicCurvesOnly is set when the default (post-quantum) ClientHello
 	// timed out and only a retry with classic key exchange completed.
 	ClassicCurvesOnly bool `json:"classic_curves_only,omitempty"`

@@ -77,9 +77,11 @@ func connectAndHandshake(ctx context.Context, t Target, r *Result, curves []tls.
 	defer cancel()
 	hsBegin := time.Now()
 	tc, facts, err := handshakeTLS(hsCtx, conn, t, curves)
-	r.addTiming(PhaseTLS, time.Since(hsBegin))
+	hsTime := time.Since(hsBegin)
+	r.addTiming(PhaseTLS, hsTime)
 	if facts != nil {
 		facts.ConnectSeconds = connectTime.Seconds()
+		facts.HandshakeSeconds = hsTime.Seconds()
 	}
 	if tc != nil {
 		_ = tc.Close()

@@ -107,6 +107,9 @@ func TestTLSGood(t *testing.T) {
 	if f.ClassicCurvesOnly {
 		t.Error("classic_curves_only set for a normal server")
 	}
+	if f.ConnectSeconds <= 0 || f.HandshakeSeconds <= 0 {
+		t.Errorf("connect %v s, handshake %v s: both must be measured", f.ConnectSeconds, f.HandshakeSeconds)
+	}
 	if _, ok := r.TimingOf(PhaseConnect); !ok {
 		t.Errorf("no connect timing: %+v", r.Timings)
 	}

@@ -277,8 +277,8 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 			if tf.Version != "" {
 				gauge(m.tlsVersion, 1, tf.Version, tf.Cipher)
 			}
-			if tf.HandshakeSecs > 0 {
-				gauge(m.tlsHandshake, tf.HandshakeSecs)
+			if tf.HandshakeSeconds > 0 {
+				gauge(m.tlsHandshake, tf.HandshakeSeconds)
 			}
 		}
 	}

@@ -47,7 +47,7 @@ func okTLSResult(c *probe.Check) probe.Result {
 		},
 		Facts: probe.Facts{TLSFacts: &probe.TLSFacts{
 			Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256",
-			NotAfter: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), HandshakeSecs: 0.08,
+			NotAfter: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), HandshakeSeconds: 0.08,
 		}},
 	}
 }
