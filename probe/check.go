@@ -20,12 +20,15 @@ const (
 
 // Check is one fully expanded check: one kind against one host and port.
 type Check struct {
-	Profile   string // built-in profile it came from; empty for custom checks
-	Name      string
-	Kind      string
-	Host      string
-	Port      int
-	Protocol  string // "tcp" or "udp"; set from the kind when empty
+	Profile  string // built-in profile it came from; empty for custom checks
+	Name     string
+	Kind     string
+	Host     string
+	Port     int
+	Protocol string // transport label: "tcp" or "udp"; derived from Transport
+	// Transport is the kind's wire variant where it has several (sip: udp,
+	// tcp or tls; listen: tcp or udp); empty for single-transport kinds.
+	Transport string
 	IPFamily  string // FamilyIPv4, FamilyIPv6 or FamilyBoth
 	Essential bool
 	Interval  time.Duration
@@ -33,7 +36,38 @@ type Check struct {
 	// DNSServer (host:port) is asked instead of the system resolver.
 	DNSServer string
 
+	// SourcePort binds the local port (some firewalls pass NTP only from
+	// 123 to 123); 0 lets the system choose.
+	SourcePort int
+
 	TLS TLSOptions
+	UDP UDPOptions
+	NTP NTPOptions
+}
+
+// UDPOptions shape the datagram of the udp kind.
+type UDPOptions struct {
+	// Payload is a built-in request that real servers answer: "echo" (a
+	// random token expected back), "stun" (a Binding Request), "dns" (a query
+	// for Query). Empty when Send is used.
+	Payload string
+	// Send is custom request bytes (from `send` or `send_hex`); any reply counts.
+	Send []byte
+	// Query is the name asked for by the dns payload ("." when empty).
+	Query string
+	// AcceptSilence makes silence (no reply and no ICMP error) count as up:
+	// for ports where nothing answers. It proves only that nothing rejected
+	// the datagram. (Config: expect_reply: false.)
+	AcceptSilence bool
+}
+
+// NTPOptions tune the ntp kind.
+type NTPOptions struct {
+	// Samples is how many queries one run sends (1..8); the reply with the
+	// lowest round-trip time is kept.
+	Samples int
+	// MaxRootDistance is the largest root distance a usable server may have.
+	MaxRootDistance time.Duration
 }
 
 // TLSOptions apply to every kind that speaks TLS.
@@ -72,8 +106,13 @@ type ProberFunc func(ctx context.Context, t Target) Result
 // KindSpec describes a check kind.
 type KindSpec struct {
 	Name        string
-	Protocol    string // transport: "tcp" or "udp"
+	Protocol    string // transport label: "tcp" or "udp"
 	DefaultPort int    // 0: a port is required
+	// Transports lists the values the config's `protocol` may take for kinds
+	// with several wire variants, the default first; nil for one variant.
+	Transports []string
+	// TransportPorts overrides DefaultPort per transport (sip over tls: 5061).
+	TransportPorts map[string]int
 	// MinInterval is the default interval floor for kinds whose servers must
 	// not be polled often (NTP); an interval set explicitly in config wins.
 	MinInterval time.Duration
@@ -92,6 +131,14 @@ func Kinds() map[string]KindSpec {
 		m[s.Name] = s
 	}
 	return m
+}
+
+// ProtocolOf is the transport label ("tcp"/"udp") of a transport variant.
+func ProtocolOf(transport string) string {
+	if transport == "udp" {
+		return "udp"
+	}
+	return "tcp"
 }
 
 // KindNames lists the registered kinds, sorted.

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -80,12 +81,50 @@ type Result struct {
 	Duration time.Duration
 	Timings  []Timing
 	Facts    Facts
+
+	// Throttle asks the scheduler to slow down or stop probing this check's
+	// server (an NTP Kiss-o'-Death). Probes never sleep themselves.
+	Throttle Throttle
 }
+
+// Throttle is a request from a server to be probed less.
+type Throttle int
+
+// Throttle requests.
+const (
+	ThrottleNone    Throttle = iota
+	ThrottleBackoff          // slow down (NTP RATE): double the interval until a normal reply
+	ThrottleStop             // stop (NTP DENY, RSTR) until the configuration changes
+)
 
 // Facts are kind-specific measurements. Each kind owns one embedded struct;
 // encoding/json flattens them into one "facts" object.
 type Facts struct {
 	*TLSFacts
+	*NTPFacts
+	*UDPFacts
+}
+
+// NTPFacts are what an NTP reply showed. Reachable, usable and the offset are
+// three separate facts: a server can answer (reachable) and still be unfit.
+type NTPFacts struct {
+	Reachable           bool    `json:"reachable"`
+	Usable              bool    `json:"usable"`
+	OffsetSeconds       float64 `json:"offset_seconds"`
+	RTTSeconds          float64 `json:"rtt_seconds"`
+	Stratum             int     `json:"stratum"`
+	Leap                int     `json:"leap"`
+	RootDistanceSeconds float64 `json:"root_distance_seconds"`
+	KissCode            string  `json:"kiss_code"`
+	ReferenceID         string  `json:"reference_id,omitempty"`
+	SourcePort          int     `json:"source_port"`
+}
+
+// UDPFacts are what a UDP exchange showed.
+type UDPFacts struct {
+	SourcePort int     `json:"source_port"`
+	ReplyBytes int     `json:"reply_bytes"`
+	RTTSeconds float64 `json:"rtt_seconds,omitempty"`
 }
 
 // TLSFacts are what a completed (or failed, as far as observed) TLS handshake showed.
@@ -116,4 +155,34 @@ func (r *Result) TimingOf(p Phase) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// MarshalJSON merges the non-nil kind facts into one object. (Plain struct
+// embedding would silently drop field names that two kinds share.)
+func (f Facts) MarshalJSON() ([]byte, error) {
+	var parts []any
+	if f.TLSFacts != nil {
+		parts = append(parts, f.TLSFacts)
+	}
+	if f.NTPFacts != nil {
+		parts = append(parts, f.NTPFacts)
+	}
+	if f.UDPFacts != nil {
+		parts = append(parts, f.UDPFacts)
+	}
+	merged := map[string]json.RawMessage{}
+	for _, part := range parts {
+		b, err := json.Marshal(part)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			merged[k] = v
+		}
+	}
+	return json.Marshal(merged)
 }
