@@ -36,6 +36,11 @@ type Check struct {
 	// DNSServer (host:port) is asked instead of the system resolver.
 	DNSServer string
 
+	// Range groups the checks expanded from one port range or list (its
+	// spelling, e.g. "10000-10100"); empty for a single port. The scheduler
+	// samples a range and metrics aggregate it.
+	Range string
+
 	// SourcePort binds the local port (some firewalls pass NTP only from
 	// 123 to 123); 0 lets the system choose.
 	SourcePort int
@@ -125,6 +130,8 @@ func Kinds() map[string]KindSpec {
 	specs := []KindSpec{
 		{Name: "tcp", Protocol: "tcp", Prober: probeTCP},
 		{Name: "tls", Protocol: "tcp", DefaultPort: 443, Prober: probeTLS},
+		{Name: "udp", Protocol: "udp", Prober: probeUDP},
+		{Name: "ntp", Protocol: "udp", DefaultPort: 123, MinInterval: ntpMinInterval, Prober: probeNTP},
 	}
 	m := make(map[string]KindSpec, len(specs))
 	for _, s := range specs {

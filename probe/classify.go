@@ -222,6 +222,10 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 	if r, d, ok := classifyTLS(err); ok {
 		return r, d
 	}
+	var nr *NoReplyError
+	if errors.As(err, &nr) {
+		return ReasonNoReply, nr.Error()
+	}
 	var se *SilentError
 	if errors.As(err, &se) {
 		return ReasonProtocol, se.Error()
@@ -240,7 +244,11 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		return classifyErrno(errno, phase)
+		r, d := classifyErrno(errno, phase)
+		if r == ReasonLocal {
+			d += " (" + err.Error() + ")" // what this host was trying to do
+		}
+		return r, d
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		if phase == PhaseTLS {

@@ -5,6 +5,7 @@ package probe
 import (
 	"context"
 	"net"
+	"syscall"
 )
 
 // dialTCP on systems without a readable socket error queue: ICMP errors are
@@ -22,3 +23,9 @@ func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
 	}
 	return c, nil
 }
+
+// enableRecvErr does nothing where there is no socket error queue.
+func enableRecvErr(string, string, syscall.RawConn) error { return nil }
+
+// connErrQueue: no error queue to read.
+func connErrQueue(syscall.Conn) *ICMPError { return nil }

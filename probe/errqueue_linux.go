@@ -82,3 +82,28 @@ func parseExtendedErr(b []byte) *ICMPError {
 	}
 	return e
 }
+
+// enableRecvErr is a net.Dialer Control function: it asks the kernel to
+// queue ICMP errors, with their sender, on the socket.
+func enableRecvErr(network, _ string, c syscall.RawConn) error {
+	domain := unix.AF_INET
+	if network == "udp6" || network == "tcp6" {
+		domain = unix.AF_INET6
+	}
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = setRecvErr(int(fd), domain, true) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// connErrQueue reads the oldest queued ICMP error of a connection.
+func connErrQueue(c syscall.Conn) *ICMPError {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var e *ICMPError
+	_ = rc.Control(func(fd uintptr) { e = readErrQueue(int(fd)) })
+	return e
+}

@@ -1,0 +1,97 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// maxDatagram bounds what one read takes from a peer: a hostile endpoint
+// cannot make a probe hold more.
+const maxDatagram = 4096
+
+// maxStrayDatagrams bounds how many replies that do not match the request
+// (stale, spoofed or foreign) a probe reads before calling it a protocol error.
+const maxStrayDatagrams = 32
+
+// NoReplyError is silence after a datagram: no reply and no ICMP error. It
+// proves only that nothing on the path rejected the datagram.
+type NoReplyError struct{ Waited time.Duration }
+
+func (e *NoReplyError) Error() string {
+	return fmt.Sprintf("no reply and no ICMP error within %s: the datagram was dropped on the way, or the service ignored it (open|filtered)",
+		e.Waited.Round(time.Millisecond))
+}
+
+// dialUDP returns a connected UDP socket to t that queues ICMP errors with
+// their sender. Connecting sends nothing; it only fixes the peer, so replies
+// from anyone else are filtered by the kernel.
+func dialUDP(ctx context.Context, t Target) (*net.UDPConn, error) {
+	network := "udp4"
+	if t.Addr.To4() == nil {
+		network = "udp6"
+	}
+	d := net.Dialer{Control: enableRecvErr}
+	if t.Check.SourcePort != 0 {
+		d.LocalAddr = &net.UDPAddr{Port: t.Check.SourcePort}
+	}
+	c, err := d.DialContext(ctx, network, t.HostPort())
+	if err != nil {
+		switch {
+		case t.Check.SourcePort == 0:
+		case errors.Is(err, syscall.EADDRINUSE):
+			err = fmt.Errorf("source port %d is taken on this host (a local NTP daemon?): %w", t.Check.SourcePort, err)
+		case errors.Is(err, syscall.EACCES):
+			err = fmt.Errorf("binding source port %d needs CAP_NET_BIND_SERVICE: %w", t.Check.SourcePort, err)
+		}
+		return nil, &DialError{Op: "connect", Err: err}
+	}
+	return c.(*net.UDPConn), nil
+}
+
+// exchangeUDP sends req and waits for a datagram that match accepts, until
+// ctx's deadline. ICMP errors come back as a *DialError carrying the ICMP
+// message and its sender; silence as a *NoReplyError.
+func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]byte) bool) ([]byte, time.Duration, error) {
+	begin := time.Now()
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if _, err := c.Write(req); err != nil {
+		return nil, 0, &DialError{Op: "send", Err: err, ICMP: connErrQueue(c), Elapsed: time.Since(begin)}
+	}
+	buf := make([]byte, maxDatagram)
+	for stray := 0; ; stray++ {
+		n, err := c.Read(buf)
+		if err != nil {
+			icmp := connErrQueue(c)
+			if icmp == nil && isTimeout(err) {
+				return nil, 0, &NoReplyError{Waited: time.Since(begin)}
+			}
+			return nil, 0, &DialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(begin)}
+		}
+		if match(buf[:n]) {
+			return append([]byte(nil), buf[:n]...), time.Since(begin), nil
+		}
+		if stray >= maxStrayDatagrams {
+			return nil, 0, &ProtocolError{Msg: fmt.Sprintf("%d replies, none matching the request", stray+1)}
+		}
+	}
+}
+
+// localPortOf is the local port a socket is bound to.
+func localPortOf(c net.Conn) int {
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return a.Port
+	}
+	_, p, _ := net.SplitHostPort(c.LocalAddr().String())
+	n, _ := strconv.Atoi(p)
+	return n
+}
