@@ -45,9 +45,55 @@ type Check struct {
 	// 123 to 123); 0 lets the system choose.
 	SourcePort int
 
-	TLS TLSOptions
-	UDP UDPOptions
-	NTP NTPOptions
+	// Proxy is an HTTP proxy URL (http://[user:pass@]host:port): TCP-based
+	// kinds then reach the target through an HTTP CONNECT tunnel.
+	Proxy string
+
+	// Credentials log in where a kind can (ftp, mail); empty: anonymous ftp,
+	// no mail login. The secret itself is read at probe time, never stored.
+	Credentials Credentials
+
+	TLS  TLSOptions
+	UDP  UDPOptions
+	NTP  NTPOptions
+	FTP  FTPOptions
+	HTTP HTTPOptions
+}
+
+// Credentials name a user and where its password is; the password never
+// appears in a Check, a result, a metric or a log.
+type Credentials struct {
+	User         string
+	PasswordFile string // read at probe time, trailing newline trimmed
+	PasswordEnv  string // name of an environment variable
+}
+
+// FTPOptions tune the ftp kind.
+type FTPOptions struct {
+	// ExplicitTLS upgrades the control channel with AUTH TLS (FTPS) and
+	// protects the data channel (PBSZ 0, PROT P).
+	ExplicitTLS bool
+	// Path is listed (a directory) or fetched (a file, bounded) over the data
+	// channel; empty: a listing of the login directory.
+	Path string
+	// TrustPASVAddress connects to the address a PASV reply names instead of
+	// the control connection's own address (off: a NATed or hostile server
+	// cannot steer the probe elsewhere).
+	TrustPASVAddress bool
+}
+
+// HTTPOptions tune the http and https kinds.
+type HTTPOptions struct {
+	Method string // default GET
+	Path   string // default /
+	// ExpectStatus lists accepted status ranges as [low, high] pairs;
+	// default 200-399.
+	ExpectStatus [][2]int
+	// MaxRedirects is how many redirects are followed (default 5; 0 follows
+	// none when set explicitly, see FollowRedirects).
+	MaxRedirects int
+	// NoRedirects reports a redirect's own status instead of following it.
+	NoRedirects bool
 }
 
 // UDPOptions shape the datagram of the udp kind.
