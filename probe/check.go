@@ -89,8 +89,7 @@ type HTTPOptions struct {
 	// ExpectStatus lists accepted status ranges as [low, high] pairs;
 	// default 200-399.
 	ExpectStatus [][2]int
-	// MaxRedirects is how many redirects are followed (default 5; 0 follows
-	// none when set explicitly, see FollowRedirects).
+	// MaxRedirects is how many redirects are followed (0: the default, 5).
 	MaxRedirects int
 	// NoRedirects reports a redirect's own status instead of following it.
 	NoRedirects bool
