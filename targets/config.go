@@ -28,6 +28,25 @@ const (
 
 	// DefaultSource is the Source of the embedded quickstart configuration.
 	DefaultSource = "embedded:quickstart.yml"
+
+	// MaxSendBytes bounds a udp check's send/send_hex. With IPv6 and UDP
+	// headers (48 bytes) and some tunnel overhead it still fits a 1500-byte
+	// MTU: a fragmented datagram is often dropped by firewalls, which would
+	// read as a filtered port.
+	MaxSendBytes = 1400
+
+	// DefaultNTPSamples is one query per run: public NTP servers ask
+	// clients to poll rarely, and one reply shows reachability.
+	DefaultNTPSamples = 1
+	// MaxNTPSamples matches NTP's clock filter, which keeps eight samples;
+	// more per run would only load the server.
+	MaxNTPSamples = 8
+	// DefaultMaxRootDistance is NTP's MAXDIST (RFC 5905): beyond it ntpd
+	// and chrony refuse a server as unsynchronised, so connprobe does too.
+	DefaultMaxRootDistance = 1500 * time.Millisecond
+	// MaxRootDistanceLimit is NTP's MAXDISP: a larger threshold would
+	// accept any server, however unsynchronised.
+	MaxRootDistanceLimit = 16 * time.Second
 )
 
 // embedded holds the quickstart config and the built-in profile catalogue.
@@ -73,8 +92,8 @@ type ProfileRef struct {
 }
 
 // CheckSpec is one check as written, in a config file or a profile. Host,
-// Port, Ports, DNSServer and TLS.ServerName may hold "${param}" in profiles,
-// which is why ports stay strings until expansion.
+// Port, Ports, DNSServer, TLS.ServerName, SourcePort and Query may hold
+// "${param}" in profiles, which is why ports stay strings until expansion.
 type CheckSpec struct {
 	Name      string
 	Kind      string
@@ -88,8 +107,29 @@ type CheckSpec struct {
 	DNSServer string
 	TLS       TLSSpec
 
+	// Protocol is the protocol: key, the wire variant of kinds that have
+	// several (Check.Transport); "" means the kind's default.
+	Protocol   string
+	SourcePort string // "" when not set
+
+	// The udp kind's request: exactly one of Payload and Send (from send or
+	// send_hex); Query only with payload dns.
+	Payload     string
+	Send        []byte
+	Query       string
+	ExpectReply *bool // nil: not set (default true)
+
+	NTP NTPSpec
+
 	lines     map[string]int // key -> line; "" -> the entry itself
 	portLines []int
+}
+
+// NTPSpec is the ntp: section of an ntp check. Zero values mean "not set".
+type NTPSpec struct {
+	Samples         int
+	MaxRootDistance time.Duration
+	lines           map[string]int
 }
 
 type paramField struct {
@@ -104,6 +144,8 @@ func (c *CheckSpec) paramFields() []paramField {
 		{"port", c.Port, c.lines["port"]},
 		{"dns_server", c.DNSServer, c.lines["dns_server"]},
 		{"tls.server_name", c.TLS.ServerName, c.TLS.lines["server_name"]},
+		{"source_port", c.SourcePort, c.lines["source_port"]},
+		{"query", c.Query, c.lines["query"]},
 	}
 	for i, p := range c.Ports {
 		out = append(out, paramField{"ports", p, c.portLines[i]})

@@ -19,6 +19,13 @@ import (
 	"github.com/connprobe/connprobe/probe"
 )
 
+// checkKeys is the list of check keys that an unknown-key error names.
+const checkKeys = "dns_server, essential, expect_reply, host, interval, ip_family, kind, name, ntp, payload, " +
+	"port, ports, protocol, query, send, send_hex, source_port, timeout, tls"
+
+// kindList is how errors list the kinds; it grows as probe gains kinds.
+func kindList() string { return strings.Join(probe.KindNames(), ", ") }
+
 // errLines splits a joined error into its lines for exact comparison.
 func errLines(err error) []string {
 	if err == nil {
@@ -70,7 +77,7 @@ func TestParseErrors(t *testing.T) {
     intervl: 30s
 `, []string{`config.yml:7: unknown key "intervl" in check "vendor-https" (did you mean "interval"?)`}},
 		{"unknown key, nothing close", "checks:\n  - {name: a, kind: tcp, host: h, port: 1, zzzzzzzz: 1}\n", []string{
-			`config.yml:2: unknown key "zzzzzzzz" in check "a" (known: dns_server, essential, host, interval, ip_family, kind, name, port, ports, timeout, tls)`}},
+			`config.yml:2: unknown key "zzzzzzzz" in check "a" (known: ` + checkKeys + `)`}},
 		{"repeated key", "checks:\n  - name: a\n    kind: tcp\n    host: h\n    host: i\n    port: 1\n", []string{
 			`config.yml:5: key "host" repeated in check "a" (first at line 4)`}},
 		{"checks not a list", "checks: {a: 1}\n", []string{
@@ -87,11 +94,11 @@ func TestParseErrors(t *testing.T) {
 			`config.yml:7: timeout 10s in check "a" must be below its interval 10s`}},
 		{"timeout not below interval in defaults", "defaults: {interval: 10s, timeout: 20s}\n", []string{
 			`config.yml:1: timeout 20s in defaults must be below the default interval 10s`}},
-		{"unknown kind", "checks:\n  - name: a\n    kind: htps\n    host: h\n", []string{
-			`config.yml:3: unknown kind "htps" in check "a" (did you mean "tls"?)`}},
+		{"unknown kind", "checks:\n  - name: a\n    kind: tlss\n    host: h\n", []string{
+			`config.yml:3: unknown kind "tlss" in check "a" (did you mean "tls"?)`}},
 		{"missing name kind host", "checks:\n  - port: 1\n", []string{
 			`config.yml:2: check #1 has no name; add name: (letters, digits, '.', '_', '-')`,
-			`config.yml:2: check #1 has no kind; add kind: (one of: tcp, tls)`,
+			`config.yml:2: check #1 has no kind; add kind: (one of: ` + kindList() + `)`,
 			`config.yml:2: check #1 has no host; add host: (a DNS name or IP address)`}},
 		{"bad name", "checks:\n  - {name: a/b, kind: tcp, host: h, port: 1}\n", []string{
 			`config.yml:2: check name "a/b" is not allowed; use letters, digits, '.', '_' and '-', starting with a letter or digit`}},
@@ -123,10 +130,10 @@ func TestParseErrors(t *testing.T) {
 			`config.yml:3: profile "p" listed twice (first at line 2)`}},
 		{"param not scalar", "profiles:\n  - name: p\n    params:\n      a: [1]\n", []string{
 			`config.yml:4: param "a" in profile "p" must be a single value, got a list`}},
-		{"several errors in file order", "defaults:\n  interval: x\nchecks:\n  - name: a\n    kind: nope\n    host: h\n    port: 1\n    bogus: 1\n", []string{
+		{"several errors in file order", "defaults:\n  interval: x\nchecks:\n  - name: a\n    kind: zzzz\n    host: h\n    port: 1\n    bogus: 1\n", []string{
 			`config.yml:2: interval in defaults: "x" is not a duration (use a Go duration like "30s", "2m" or "1h30m")`,
-			`config.yml:5: unknown kind "nope" in check "a" (known: tcp, tls)`,
-			`config.yml:8: unknown key "bogus" in check "a" (known: dns_server, essential, host, interval, ip_family, kind, name, port, ports, timeout, tls)`}},
+			`config.yml:5: unknown kind "zzzz" in check "a" (known: ` + kindList() + `)`,
+			`config.yml:8: unknown key "bogus" in check "a" (known: ` + checkKeys + `)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -399,7 +406,7 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := Build(p, Options{})
-	want := p + `:2: unknown key "x" in check "a" (known: dns_server, essential, host, interval, ip_family, kind, name, port, ports, timeout, tls)`
+	want := p + `:2: unknown key "x" in check "a" (known: ` + checkKeys + `)`
 	checkErr(t, err, []string{want})
 }
 

@@ -276,6 +276,18 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		"ip_family":  func(v *yaml.Node) { c.IPFamily = d.ipFamily(v, where) },
 		"dns_server": func(v *yaml.Node) { c.DNSServer = d.str(v, "dns_server", where) },
 		"tls":        func(v *yaml.Node) { c.TLS = d.tls(v, where, false) },
+		"protocol":   func(v *yaml.Node) { c.Protocol = d.str(v, "protocol", where) },
+		"source_port": func(v *yaml.Node) {
+			if s, ok := d.portScalar(v, "source_port", where); ok {
+				c.SourcePort = s
+			}
+		},
+		"payload":      func(v *yaml.Node) { c.Payload = d.payload(v, where) },
+		"send":         func(v *yaml.Node) { c.Send = d.send(v, where) },
+		"send_hex":     func(v *yaml.Node) { c.Send = d.sendHex(v, where) },
+		"query":        func(v *yaml.Node) { c.Query = d.str(v, "query", where) },
+		"expect_reply": func(v *yaml.Node) { c.ExpectReply = d.boolean(v, "expect_reply", where) },
+		"ntp":          func(v *yaml.Node) { c.NTP = d.ntp(v, where) },
 	})
 	if portsNode != nil {
 		c.Ports, c.portLines = d.ports(portsNode, where)
@@ -285,6 +297,9 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 	}
 	if c.TLS.lines == nil {
 		c.TLS.lines = map[string]int{}
+	}
+	if c.NTP.lines == nil {
+		c.NTP.lines = map[string]int{}
 	}
 
 	switch {
@@ -297,8 +312,10 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		if c.lines["kind"] == 0 {
 			d.errorf(n.Line, "%s has no kind; add kind: (one of: %s)", where, strings.Join(probe.KindNames(), ", "))
 		}
-	} else if _, err := probe.LookupKind(c.Kind); err != nil {
+	} else if k, err := probe.LookupKind(c.Kind); err != nil {
 		d.errorf(c.lines["kind"], "unknown kind %q in %s%s", c.Kind, where, suggest(c.Kind, probe.KindNames()))
+	} else {
+		d.kindKeys(&c, k, where)
 	}
 	if c.Host == "" && c.lines["host"] == 0 {
 		d.errorf(n.Line, "%s has no host; add host: (a DNS name or IP address)", where)

@@ -261,6 +261,8 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		errs.add(sc.file, line("kind"), "%s: %v", sc.where, err)
 		return nil
 	}
+	// The protocol: key was checked against the kind when the file was parsed.
+	variant, label, defaultPort, _ := transport(kind, s.Protocol)
 
 	family := firstSet(s.IPFamily, c.Defaults.IPFamily, DefaultIPFamily)
 	host, shown := sub(s.Host)
@@ -279,8 +281,8 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		}
 	case len(s.Ports) > 0:
 		ports = c.expandPorts(s, sc, sub, errs)
-	case kind.DefaultPort != 0:
-		ports = []int{kind.DefaultPort}
+	case defaultPort != 0:
+		ports = []int{defaultPort}
 	default:
 		errs.add(sc.file, s.lines[""], "%s has no port, and kind %s has no default port; add port: or ports:", sc.where, kind.Name)
 	}
@@ -328,6 +330,42 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		tlsOpt.ExpectIssuer = s.TLS.ExpectIssuer
 	}
 
+	sourcePort := 0
+	if s.SourcePort != "" {
+		v, shown := sub(s.SourcePort)
+		if p, msg := parsePort(v); msg != "" {
+			fail("source_port", "%s %s", shown, msg)
+		} else {
+			sourcePort = p
+		}
+	}
+
+	var udp probe.UDPOptions
+	if kind.Name == "udp" {
+		udp = probe.UDPOptions{
+			Payload:       s.Payload,
+			Send:          s.Send,
+			AcceptSilence: s.ExpectReply != nil && !*s.ExpectReply,
+		}
+		if s.lines["query"] > 0 {
+			var shown string
+			udp.Query, shown = sub(s.Query)
+			if msg := queryProblem(udp.Query); msg != "" {
+				fail("query", "%s %s", shown, msg)
+			}
+		}
+	}
+	var ntp probe.NTPOptions
+	if kind.Name == "ntp" {
+		ntp = probe.NTPOptions{Samples: DefaultNTPSamples, MaxRootDistance: DefaultMaxRootDistance}
+		if s.NTP.Samples > 0 {
+			ntp.Samples = s.NTP.Samples
+		}
+		if s.NTP.MaxRootDistance > 0 {
+			ntp.MaxRootDistance = s.NTP.MaxRootDistance
+		}
+	}
+
 	essential := true
 	if s.Essential != nil {
 		essential = *s.Essential
@@ -338,18 +376,22 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 	out := make([]*probe.Check, 0, len(ports))
 	for _, p := range ports {
 		out = append(out, &probe.Check{
-			Profile:   sc.profile,
-			Name:      s.Name,
-			Kind:      kind.Name,
-			Host:      host,
-			Port:      p,
-			Protocol:  kind.Protocol,
-			IPFamily:  family,
-			Essential: essential,
-			Interval:  interval,
-			Timeout:   timeout,
-			DNSServer: dns,
-			TLS:       tlsOpt,
+			Profile:    sc.profile,
+			Name:       s.Name,
+			Kind:       kind.Name,
+			Host:       host,
+			Port:       p,
+			Protocol:   label,
+			Transport:  variant,
+			IPFamily:   family,
+			Essential:  essential,
+			Interval:   interval,
+			Timeout:    timeout,
+			DNSServer:  dns,
+			SourcePort: sourcePort,
+			TLS:        tlsOpt,
+			UDP:        udp,
+			NTP:        ntp,
 		})
 	}
 	return out
