@@ -1,6 +1,13 @@
 // Package scheduler runs each configured check on its own interval: one timer
 // per check, first runs spread over the interval, no check overlapping
 // itself, a global cap on probes in flight and pacing per destination host.
+//
+// Checks expanded from one port range form a range group with one timer: each
+// interval probes only a rotating sample of the group's ports, because a UDP
+// sweep faster than the destination's ICMP rate limit (Linux: a burst of about
+// six errors, then one per second per destination) turns closed ports into
+// silence. Servers that ask to be polled less (an NTP kiss-o'-death) are
+// backed off or stopped.
 package scheduler
 
 import (
@@ -8,6 +15,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,23 +27,41 @@ import (
 const (
 	DefaultMaxConcurrent  = 16
 	DefaultPerHostSpacing = 100 * time.Millisecond
+	// DefaultUDPHostSpacing matches Linux's ICMP error rate limit (one per
+	// second per destination once the burst is spent): UDP probes any closer
+	// together would make "refused" ports look silent.
+	DefaultUDPHostSpacing = time.Second
+	DefaultRangeSample    = 8
 	DefaultInterval       = time.Minute
 	DefaultStopTimeout    = 10 * time.Second
 )
+
+// MaxBackoff caps a throttled check's interval at this multiple of its
+// configured interval, so a server that keeps sending RATE is still probed.
+const MaxBackoff = 16
 
 // Options configure a Scheduler.
 type Options struct {
 	// MaxConcurrent caps probes in flight across all checks.
 	MaxConcurrent int
-	// PerHostSpacing is the least time between two probe starts towards the
-	// same host, so many checks of one host (a port range) do not burst it.
+	// PerHostSpacing is the least time between two TCP probe starts towards
+	// the same host, so many checks of one host do not burst it.
 	PerHostSpacing time.Duration
+	// UDPHostSpacing is the least time between two UDP probe starts towards
+	// the same host (default 1s): the ICMP errors that tell "refused" from
+	// silence are rate-limited per destination by the remote kernel.
+	UDPHostSpacing time.Duration
+	// RangeSample is how many ports of a range group one interval probes
+	// (default 8); the sample rotates, so every port is probed within
+	// ceil(ports/RangeSample) intervals.
+	RangeSample int
 	// StopTimeout bounds how long Stop waits for probes in flight.
 	StopTimeout time.Duration
 	// Run probes one check (probe.Run in production). It must honour ctx.
 	Run func(ctx context.Context, c *probe.Check) []probe.Result
 	// Sink receives the results of every completed run (the results store
-	// and the metrics' Record). Called from the run's goroutine.
+	// and the metrics' Record). Called from the run's goroutine; for a range
+	// group, once per port probed.
 	Sink   func(c *probe.Check, rs []probe.Result)
 	Logger *slog.Logger
 }
@@ -49,7 +75,8 @@ type Scheduler struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	jobs    map[string]*job // by check ID
+	jobs    map[string]*job // by job ID: a check ID, or a range group's key
+	byCheck map[string]*job // by check ID, for the per-check accessors
 	ctx     context.Context // nil until Start
 	cancel  context.CancelFunc
 	stopped bool
@@ -58,11 +85,11 @@ type Scheduler struct {
 	inflight sync.WaitGroup
 }
 
-// job is the schedule of one check.
+// job is the schedule of one check, or of the ports of one range group.
 type job struct {
 	id          string
-	fingerprint string // every setting; a change restarts the schedule
-	check       *probe.Check
+	fingerprint string // every setting of every member; a change restarts the schedule
+	members     []*probe.Check
 	interval    time.Duration
 	timer       *time.Timer
 	next        time.Time // the slot the timer is armed for
@@ -70,6 +97,11 @@ type job struct {
 	cancel      context.CancelFunc
 	removed     bool
 	overruns    atomic.Uint64
+
+	// Guarded by Scheduler.mu.
+	cursor int  // the range member the next sample starts at
+	factor int  // interval multiplier while a server asks to back off; 1 normally
+	halted bool // a server asked to stop; only a changed configuration restarts it
 }
 
 // New returns a scheduler; nothing runs before Start.
@@ -79,6 +111,12 @@ func New(opts Options) *Scheduler {
 	}
 	if opts.PerHostSpacing <= 0 {
 		opts.PerHostSpacing = DefaultPerHostSpacing
+	}
+	if opts.UDPHostSpacing <= 0 {
+		opts.UDPHostSpacing = DefaultUDPHostSpacing
+	}
+	if opts.RangeSample <= 0 {
+		opts.RangeSample = DefaultRangeSample
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = DefaultStopTimeout
@@ -94,12 +132,25 @@ func New(opts Options) *Scheduler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Scheduler{
-		opts:   opts,
-		sem:    make(chan struct{}, opts.MaxConcurrent),
-		pacer:  newHostPacer(opts.PerHostSpacing),
-		logger: logger,
-		jobs:   map[string]*job{},
+		opts:    opts,
+		sem:     make(chan struct{}, opts.MaxConcurrent),
+		pacer:   newHostPacer(),
+		logger:  logger,
+		jobs:    map[string]*job{},
+		byCheck: map[string]*job{},
 	}
+}
+
+// RangeKey identifies the range group of a check: checks with the same
+// profile, name, kind, host and range spelling were expanded from one port
+// range. It is "" for a check of a single port.
+func RangeKey(c *probe.Check) string {
+	if c.Range == "" {
+		return ""
+	}
+	// The prefix keeps group keys apart from the check IDs that share the
+	// jobs map (a profile would have to be named "range ..." to collide).
+	return "range " + c.Profile + "/" + c.Name + "/" + c.Kind + "/" + c.Host + "/" + c.Range
 }
 
 // Offset is where in its interval a check first runs: derived from an FNV
@@ -127,38 +178,86 @@ func intervalOf(c *probe.Check) time.Duration {
 	return c.Interval
 }
 
-// Apply replaces the set of checks. A check with the same ID and the same
-// settings keeps its timer (and overrun count); removed checks stop, their
-// probe in flight is cancelled; new or changed checks start at their offset
-// from now.
-func (s *Scheduler) Apply(checks []*probe.Check) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keep := make(map[string]bool, len(checks))
-	var added, changed, unchanged int
+// unit is one schedulable thing of a configuration: a single check or the
+// members of a range group, in config order.
+type unit struct {
+	id      string
+	members []*probe.Check
+}
+
+// units groups checks into single checks and range groups, dropping
+// repeated check IDs.
+func (s *Scheduler) units(checks []*probe.Check) []*unit {
+	seen := make(map[string]bool, len(checks))
+	groups := map[string]*unit{}
+	var out []*unit
 	for _, c := range checks {
 		id := c.ID()
-		if keep[id] {
+		if seen[id] {
 			s.logger.Warn("duplicate check ID ignored", "check", id)
 			continue
 		}
-		keep[id] = true
-		fp := fingerprint(c)
-		if old, ok := s.jobs[id]; ok {
-			if old.fingerprint == fp {
-				old.check = c // same settings; later runs report the current pointer
-				unchanged++
-				continue
-			}
-			s.removeLocked(old)
-			changed++
-		} else {
-			added++
+		seen[id] = true
+		key := RangeKey(c)
+		if key == "" {
+			out = append(out, &unit{id: id, members: []*probe.Check{c}})
+			continue
 		}
-		j := &job{id: id, fingerprint: fp, check: c, interval: intervalOf(c)}
-		s.jobs[id] = j
-		if s.ctx != nil && !s.stopped {
-			s.armLocked(j, time.Now())
+		g, ok := groups[key]
+		if !ok {
+			g = &unit{id: key}
+			groups[key] = g
+			out = append(out, g)
+		}
+		g.members = append(g.members, c)
+	}
+	return out
+}
+
+func (u *unit) fingerprint() string {
+	var b strings.Builder
+	for _, c := range u.members {
+		b.WriteString(fingerprint(c))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Apply replaces the set of checks. A check (or range group) with the same
+// ID and the same settings keeps its timer, overrun count, sample rotation
+// and throttle state, so a reload that changes nothing does not restart a
+// check that a server told to stop; removed checks stop, their probe in
+// flight is cancelled; new or changed checks start at their offset from now.
+func (s *Scheduler) Apply(checks []*probe.Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	units := s.units(checks)
+	keep := make(map[string]bool, len(units))
+	byCheck := make(map[string]*job, len(checks))
+	var added, changed, unchanged int
+	for _, u := range units {
+		keep[u.id] = true
+		fp := u.fingerprint()
+		j := s.jobs[u.id]
+		switch {
+		case j != nil && j.fingerprint == fp:
+			j.members = u.members // same settings; later runs report the current pointers
+			unchanged++
+		default:
+			if j != nil {
+				s.removeLocked(j)
+				changed++
+			} else {
+				added++
+			}
+			j = &job{id: u.id, fingerprint: fp, members: u.members, interval: intervalOf(u.members[0]), factor: 1}
+			s.jobs[u.id] = j
+			if s.ctx != nil && !s.stopped {
+				s.armLocked(j, time.Now())
+			}
+		}
+		for _, c := range u.members {
+			byCheck[c.ID()] = j
 		}
 	}
 	var removed int
@@ -169,6 +268,7 @@ func (s *Scheduler) Apply(checks []*probe.Check) {
 			removed++
 		}
 	}
+	s.byCheck = byCheck
 	s.pacer.prune(time.Now())
 	s.logger.Info("checks scheduled", "added", added, "changed", changed,
 		"unchanged", unchanged, "removed", removed)
@@ -222,15 +322,31 @@ func (s *Scheduler) Stop() {
 
 // Overruns is how many slots of a check were skipped because its previous
 // run (or its wait for a free probe slot) lasted past them. Zero for an
-// unknown ID; restarts from zero when the check's settings change.
+// unknown ID; restarts from zero when the check's settings change. The ports
+// of a range group share the group's count.
 func (s *Scheduler) Overruns(id string) uint64 {
 	s.mu.Lock()
-	j := s.jobs[id]
+	j := s.byCheck[id]
 	s.mu.Unlock()
 	if j == nil {
 		return 0
 	}
 	return j.overruns.Load()
+}
+
+// Throttled reports how a server's request to be probed less (an NTP
+// kiss-o'-death) affects a check: factor is the current multiple of its
+// interval (1 normally; 2 to MaxBackoff while backing off), stopped is true
+// once the server asked to stop, until the check's settings change. The ports
+// of a range group share the group's state. Zero and false for an unknown ID.
+func (s *Scheduler) Throttled(id string) (factor int, stopped bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.byCheck[id]
+	if j == nil {
+		return 0, false
+	}
+	return j.factor, j.halted
 }
 
 // armLocked schedules the first run of j at its offset from now.
@@ -250,93 +366,172 @@ func (s *Scheduler) removeLocked(j *job) {
 	}
 }
 
+// sampleLocked returns the members the next run probes and advances the
+// rotation: a single check is its own sample; a range group yields the next
+// n ports after the previous sample, wrapping, so every port is probed within
+// ceil(len/n) runs and no port twice before all have been probed once.
+func (j *job) sampleLocked(n int) []*probe.Check {
+	if len(j.members) <= n {
+		return j.members
+	}
+	out := make([]*probe.Check, 0, n)
+	for i := range n {
+		out = append(out, j.members[(j.cursor+i)%len(j.members)])
+	}
+	j.cursor = (j.cursor + n) % len(j.members)
+	return out
+}
+
 // fire runs in the timer's goroutine. The timer is re-armed only after the
 // run completes, so a check never overlaps itself.
 func (s *Scheduler) fire(j *job) {
 	s.mu.Lock()
-	if s.stopped || j.removed || s.ctx.Err() != nil {
+	if s.stopped || j.removed || j.halted || s.ctx.Err() != nil {
 		s.mu.Unlock()
 		return
 	}
 	s.inflight.Add(1)
-	c, ctx, slot := j.check, j.ctx, j.next
+	sample, ctx, slot := j.sampleLocked(s.opts.RangeSample), j.ctx, j.next
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
-	s.runOnce(ctx, c)
+	throttle := s.runSample(ctx, sample)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped || j.removed || ctx.Err() != nil {
 		return
 	}
+	switch throttle {
+	case probe.ThrottleStop:
+		// The timer is simply not re-armed; the last results stay in the
+		// store, so the metrics keep showing why.
+		j.halted = true
+		s.logger.Warn("server asked to stop probing; stopped until the configuration changes", "check", j.id)
+		return
+	case probe.ThrottleBackoff:
+		j.factor = min(j.factor*2, MaxBackoff)
+		s.logger.Info("server asked to back off", "check", j.id, "interval", j.interval*time.Duration(j.factor))
+	default:
+		j.factor = 1
+	}
+	period := j.interval * time.Duration(j.factor)
 	// Skip every slot that passed while this run was waiting or running.
 	now := time.Now()
 	missed := uint64(0)
 	if now.After(slot) {
-		missed = uint64(now.Sub(slot) / j.interval)
+		missed = uint64(now.Sub(slot) / period)
 	}
 	if missed > 0 {
 		j.overruns.Add(missed)
 		s.logger.Debug("check overran its interval", "check", j.id, "skipped", missed)
 	}
-	j.next = slot.Add(time.Duration(missed+1) * j.interval)
+	j.next = slot.Add(time.Duration(missed+1) * period)
 	j.timer.Reset(time.Until(j.next))
 }
 
-// runOnce takes a probe slot, waits for the host's pacing, runs and delivers.
-func (s *Scheduler) runOnce(ctx context.Context, c *probe.Check) {
+// runSample probes each check of a sample: in turn, each takes a probe slot,
+// waits for the destination's pacing and starts, so starts are paced while
+// probes overlap (eight silent UDP ports take about eight seconds plus one
+// timeout, not eight timeouts). It returns the strongest throttle any result
+// asked for.
+func (s *Scheduler) runSample(ctx context.Context, sample []*probe.Check) probe.Throttle {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		worst = probe.ThrottleNone
+	)
+	// The turn passes to the next probe once this one has its start: each
+	// probe runs in the goroutine that waited for its pacing, so no goroutine
+	// launch delay sits between the booked start and the real one.
+	turn := make(chan struct{})
+	close(turn)
+	for _, c := range sample {
+		mine, next := turn, make(chan struct{})
+		turn = next
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-mine
+			ok := s.acquire(ctx, c)
+			close(next)
+			if !ok {
+				return
+			}
+			defer func() { <-s.sem }()
+			rs := s.opts.Run(ctx, c)
+			if ctx.Err() != nil {
+				// Removed by a reload or stopping: the result says nothing
+				// about the destination.
+				return
+			}
+			s.opts.Sink(c, rs)
+			mu.Lock()
+			for _, r := range rs {
+				worst = max(worst, r.Throttle)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return worst
+}
+
+// acquire takes a probe slot and then waits for c's destination pacing;
+// false (holding nothing) when ctx ends first. Pacing after taking the slot
+// makes the reserved start the real start.
+func (s *Scheduler) acquire(ctx context.Context, c *probe.Check) bool {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return
+		return false
 	}
-	defer func() { <-s.sem }()
-
-	// Pace after taking the slot, so the reserved start is the real start.
-	if wait := s.pacer.reserve(c.Host, time.Now()); wait > 0 {
+	if wait := s.pacer.reserve(c.Protocol+" "+c.Host, s.spacing(c), time.Now()); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return
+			<-s.sem
+			return false
 		}
 	}
+	return true
+}
 
-	rs := s.opts.Run(ctx, c)
-	if ctx.Err() != nil {
-		// Removed by a reload or stopping: the result says nothing about the
-		// destination.
-		return
+// spacing is the pacing of c's transport: UDP and TCP are paced separately
+// because only UDP verdicts depend on the remote ICMP rate limit.
+func (s *Scheduler) spacing(c *probe.Check) time.Duration {
+	if c.Protocol == "udp" {
+		return s.opts.UDPHostSpacing
 	}
-	s.opts.Sink(c, rs)
+	return s.opts.PerHostSpacing
 }
 
-// hostPacer hands out probe start times at least spacing apart per host.
+// hostPacer hands out probe start times at least a given spacing apart per
+// lane (transport and host).
 type hostPacer struct {
-	spacing time.Duration
-	mu      sync.Mutex
-	next    map[string]time.Time // earliest next start per host
+	mu   sync.Mutex
+	next map[string]time.Time // earliest next start per lane
 }
 
-func newHostPacer(spacing time.Duration) *hostPacer {
-	return &hostPacer{spacing: spacing, next: map[string]time.Time{}}
+func newHostPacer() *hostPacer {
+	return &hostPacer{next: map[string]time.Time{}}
 }
 
-// reserve books the earliest start for host and returns how long to wait.
-func (p *hostPacer) reserve(host string, now time.Time) time.Duration {
+// reserve books the earliest start in lane and returns how long to wait.
+func (p *hostPacer) reserve(lane string, spacing time.Duration, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	at := now
-	if n, ok := p.next[host]; ok && n.After(now) {
+	if n, ok := p.next[lane]; ok && n.After(now) {
 		at = n
 	}
-	p.next[host] = at.Add(p.spacing)
+	p.next[lane] = at.Add(spacing)
 	return at.Sub(now)
 }
 
-// prune forgets hosts whose spacing has elapsed, so the map stays bounded
+// prune forgets lanes whose spacing has elapsed, so the map stays bounded
 // by the hosts probed recently.
 func (p *hostPacer) prune(now time.Time) {
 	p.mu.Lock()

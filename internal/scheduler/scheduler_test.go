@@ -46,6 +46,7 @@ func newRecorder(hold time.Duration) *recorder {
 
 func (r *recorder) run(ctx context.Context, c *probe.Check) []probe.Result {
 	id := c.ID()
+	started := time.Now() // before the lock, which other runs contend for
 	r.mu.Lock()
 	r.running[id]++
 	if r.running[id] > 1 {
@@ -53,7 +54,7 @@ func (r *recorder) run(ctx context.Context, c *probe.Check) []probe.Result {
 	}
 	r.inFlight++
 	r.maxInFlight = max(r.maxInFlight, r.inFlight)
-	r.starts[c.Host] = append(r.starts[c.Host], time.Now())
+	r.starts[c.Host] = append(r.starts[c.Host], started)
 	r.mu.Unlock()
 
 	t := time.NewTimer(r.hold)
@@ -187,8 +188,11 @@ func TestPerHostSpacing(t *testing.T) {
 	defer rec.mu.Unlock()
 	starts := rec.starts["192.0.2.9"]
 	for i := 1; i < len(starts); i++ {
-		// A lower bound only: timers never fire early, so this is not flaky.
-		if gap := starts[i].Sub(starts[i-1]); gap < spacing-time.Millisecond {
+		// Booked starts are exactly spaced and timers never fire early, but
+		// a probe can be preempted between its booked start and the call to
+		// Run on a loaded machine: allow a fifth of the spacing for that
+		// (unpaced starts would be ~2ms apart).
+		if gap := starts[i].Sub(starts[i-1]); gap < spacing-spacing/5 {
 			t.Errorf("starts %d and %d towards one host only %v apart, want >= %v", i-1, i, gap, spacing)
 		}
 	}
@@ -222,7 +226,7 @@ func TestApplyKeepsUnchangedStopsRemovedStartsNew(t *testing.T) {
 	if s.jobs[keep.ID()] != keepJob {
 		t.Error("an unchanged check was rescheduled")
 	}
-	if s.jobs[keep.ID()].check != keep2 {
+	if s.jobs[keep.ID()].members[0] != keep2 {
 		t.Error("an unchanged check does not run with the current config's pointer")
 	}
 	if s.jobs[changed.ID()] == changedJob || !changedJob.removed {
