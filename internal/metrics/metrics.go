@@ -10,13 +10,19 @@
 // counts in connprobe_checks_configured): it has no verdict to report, and a
 // made-up "down" would fire alerts during start-up.
 //
-// Metrics describing a check rather than one result (essential, overruns)
-// carry the check labels without ip_family.
+// Metrics describing a check rather than one result (essential, overruns,
+// throttled) carry the check labels without ip_family.
+//
+// Checks expanded from a port range are exported only as aggregates of the
+// range (connprobe_range_*), never per port: a 100-port vendor range must not
+// become hundreds of series that each fire an alert. Their per-port results
+// stay in the store for the status page.
 package metrics
 
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +40,31 @@ const namespace = "connprobe"
 var (
 	checkLabels  = []string{"profile", "check", "kind", "host", "port", "protocol"}
 	resultLabels = slices.Concat(checkLabels, []string{"ip_family"})
+	// rangeLabels identify a range group: the range's spelling replaces the port.
+	rangeLabels = []string{"profile", "check", "kind", "host", "range", "protocol"}
+)
+
+// Range port statuses: the reasons that matter when sweeping a range, the
+// rest folded into "other" so the label stays bounded, and "unknown" for a
+// port not probed yet.
+const (
+	statusOther   = "other"
+	statusUnknown = "unknown"
+)
+
+var rangeStatuses = []string{
+	string(probe.ReasonOK), string(probe.ReasonRefused), string(probe.ReasonRejected),
+	string(probe.ReasonNoReply), string(probe.ReasonTimeout), statusOther, statusUnknown,
+}
+
+// Kiss codes exported as label values; any other code a server sends is
+// "other" (a server chooses the four bytes, so they cannot be a label as is),
+// and a reply that is no kiss-o'-death is "none".
+var knownKissCodes = []string{"RATE", "DENY", "RSTR"}
+
+const (
+	kissNone  = "none"
+	kissOther = "other"
 )
 
 // latencyBuckets span 1ms to 10s.
@@ -46,12 +77,20 @@ const unknownFamily = "unknown"
 // Metrics is a prometheus.Collector over the results store plus the counters
 // fed by Record. Safe for concurrent use.
 type Metrics struct {
-	store    *results.Store
-	overruns func(id string) uint64
+	store     *results.Store
+	overruns  func(id string) uint64
+	throttled func(id string) (factor int, stopped bool)
 
 	up, reason, duration, lastRun, phaseDuration *prometheus.Desc
 	essential, overrunsTotal, configured         *prometheus.Desc
 	certNotAfter, tlsVersion, tlsHandshake       *prometheus.Desc
+	throttledState                               *prometheus.Desc
+
+	ntpReachable, ntpUsable, ntpOffset, ntpRTT, ntpStratum *prometheus.Desc
+	ntpRootDistance, ntpLeap, ntpKissCode                  *prometheus.Desc
+
+	rangePorts, rangePortsUp, rangeUp, rangeCoverage *prometheus.Desc
+	rangeFullSweep, rangeEssential, rangeOverruns    *prometheus.Desc
 
 	buildInfo       prometheus.Gauge
 	reloadOK        prometheus.Gauge
@@ -64,10 +103,19 @@ type Metrics struct {
 	now             func() time.Time
 }
 
+// Option adds an optional source of state to Metrics.
+type Option func(*Metrics)
+
+// WithThrottled exports connprobe_check_throttled from f;
+// scheduler.Scheduler.Throttled fits.
+func WithThrottled(f func(id string) (factor int, stopped bool)) Option {
+	return func(m *Metrics) { m.throttled = f }
+}
+
 // New defines every metric and registers them on reg. overruns may be nil
 // (then no overrun series are exported); scheduler.Scheduler.Overruns fits.
 // Go and process collectors are not registered here: see NewRegistry.
-func New(reg prometheus.Registerer, store *results.Store, overruns func(id string) uint64, build buildinfo.Info) (*Metrics, error) {
+func New(reg prometheus.Registerer, store *results.Store, overruns func(id string) uint64, build buildinfo.Info, opts ...Option) (*Metrics, error) {
 	desc := func(name, help string, labels []string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help,
 			slices.Concat(labels, extra), nil)
@@ -87,6 +135,25 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		certNotAfter:  desc("tls_cert_not_after_timestamp_seconds", "Expiry of the leaf certificate seen by the last run, in seconds since the epoch.", resultLabels),
 		tlsVersion:    desc("tls_version_info", "TLS version and cipher suite negotiated by the last run.", resultLabels, "version", "cipher"),
 		tlsHandshake:  desc("tls_handshake_seconds", "How long the TLS handshake of the last run took.", resultLabels),
+
+		throttledState: desc("check_throttled", "Whether the server asked to be probed less: 0 no, 1 backing off (interval multiplied), 2 stopped until the configuration changes.", checkLabels),
+
+		ntpReachable:    desc("ntp_reachable", "Whether the last NTP query got a valid reply to it (1) or not (0).", resultLabels),
+		ntpUsable:       desc("ntp_usable", "Whether the last NTP reply was fit to set a clock by (1) or not (0).", resultLabels),
+		ntpOffset:       desc("ntp_offset_seconds", "Offset of the local clock against the server in the last reply (positive: the local clock is behind).", resultLabels),
+		ntpRTT:          desc("ntp_rtt_seconds", "Round-trip time of the last NTP query.", resultLabels),
+		ntpStratum:      desc("ntp_stratum", "Stratum the server reported in the last reply.", resultLabels),
+		ntpRootDistance: desc("ntp_root_distance_seconds", "Root distance of the server in the last reply.", resultLabels),
+		ntpLeap:         desc("ntp_leap", "Leap indicator of the last reply (3: the server is not synchronised).", resultLabels),
+		ntpKissCode:     desc("ntp_kiss_code_info", "1, for the kiss-o'-death code of the last reply (RATE, DENY, RSTR, other, or none).", resultLabels, "kiss_code"),
+
+		rangePorts:     desc("range_ports", "Ports of the range by the status of their last probe (unknown: not probed yet).", rangeLabels, "status"),
+		rangePortsUp:   desc("range_ports_up", "Ports of the range whose last probe was up.", rangeLabels),
+		rangeUp:        desc("range_up", "1 when every probed port of the range was up at its last probe, 0 otherwise; absent until a port was probed.", rangeLabels),
+		rangeCoverage:  desc("range_coverage_ratio", "Fraction of the range's ports probed at least once.", rangeLabels),
+		rangeFullSweep: desc("range_last_full_sweep_timestamp_seconds", "Time since which every port of the range has been probed (its oldest last probe), in seconds since the epoch; absent until every port was probed.", rangeLabels),
+		rangeOverruns:  desc("range_overruns_total", "Scheduled samples of the range skipped because the previous one ran past them.", rangeLabels),
+		rangeEssential: desc("range_essential", "Whether the range's checks are marked essential (1) or not (0).", rangeLabels),
 
 		buildInfo: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "build_info",
@@ -113,6 +180,9 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		recordedByCheck: map[string][]prometheus.Labels{},
 		reasons:         probe.Reasons(),
 		now:             time.Now,
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	m.buildInfo.Set(1)
 	if err := reg.Register(m); err != nil {
@@ -147,6 +217,11 @@ func (m *Metrics) ReloadResult(ok bool) {
 func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if c.Range != "" {
+		// Per-port counters of a range would be unbounded series; the
+		// range aggregates are built from the store at scrape time.
+		return
+	}
 	id := c.ID()
 	for _, r := range rs {
 		lv := resultLabelValues(c, r)
@@ -193,6 +268,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.up, m.reason, m.duration, m.lastRun, m.phaseDuration, m.essential,
 		m.overrunsTotal, m.configured, m.certNotAfter, m.tlsVersion, m.tlsHandshake,
+		m.throttledState, m.ntpReachable, m.ntpUsable, m.ntpOffset, m.ntpRTT, m.ntpStratum,
+		m.ntpRootDistance, m.ntpLeap, m.ntpKissCode, m.rangePorts, m.rangePortsUp, m.rangeUp,
+		m.rangeCoverage, m.rangeFullSweep, m.rangeEssential, m.rangeOverruns,
 	} {
 		ch <- d
 	}
@@ -222,8 +300,24 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.reloadOKTime.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.configured, prometheus.GaugeValue, float64(len(entries)))
 
+	var ranges []*rangeGroup
+	byKey := map[string]*rangeGroup{}
 	for _, e := range entries {
-		m.collectEntry(ch, e)
+		if e.Check.Range == "" {
+			m.collectEntry(ch, e)
+			continue
+		}
+		key := rangeKey(e.Check)
+		g, ok := byKey[key]
+		if !ok {
+			g = &rangeGroup{labels: rangeLabelValues(e.Check), essential: e.Check.Essential}
+			byKey[key] = g
+			ranges = append(ranges, g)
+		}
+		g.entries = append(g.entries, e)
+	}
+	for _, g := range ranges {
+		m.collectRange(ch, g)
 	}
 }
 
@@ -233,6 +327,17 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 	ch <- prometheus.MustNewConstMetric(m.essential, prometheus.GaugeValue, boolValue(c.Essential), cl...)
 	if m.overruns != nil {
 		ch <- prometheus.MustNewConstMetric(m.overrunsTotal, prometheus.CounterValue, float64(m.overruns(c.ID())), cl...)
+	}
+	if m.throttled != nil {
+		factor, stopped := m.throttled(c.ID())
+		state := 0.0
+		switch {
+		case stopped:
+			state = 2
+		case factor > 1:
+			state = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.throttledState, prometheus.GaugeValue, state, cl...)
 	}
 
 	seenFamily := map[string]bool{}
@@ -281,7 +386,124 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 				gauge(m.tlsHandshake, tf.HandshakeSeconds)
 			}
 		}
+
+		if nf := r.Facts.NTPFacts; nf != nil {
+			// Reachable and usable are separate facts; the measurements
+			// exist only when a reply came back. The offset is exported for
+			// a reachable but unusable server too: it is what was measured,
+			// and alert rules combine it with connprobe_ntp_usable.
+			gauge(m.ntpReachable, boolValue(nf.Reachable))
+			gauge(m.ntpUsable, boolValue(nf.Usable))
+			if nf.Reachable {
+				gauge(m.ntpOffset, nf.OffsetSeconds)
+				gauge(m.ntpRTT, nf.RTTSeconds)
+				gauge(m.ntpStratum, float64(nf.Stratum))
+				gauge(m.ntpRootDistance, nf.RootDistanceSeconds)
+				gauge(m.ntpLeap, float64(nf.Leap))
+				gauge(m.ntpKissCode, 1, kissCodeLabel(nf.KissCode))
+			}
+		}
 	}
+}
+
+// kissCodeLabel bounds a server-chosen kiss code to a fixed set of values.
+func kissCodeLabel(code string) string {
+	if code == "" {
+		return kissNone
+	}
+	if slices.Contains(knownKissCodes, code) {
+		return code
+	}
+	return kissOther
+}
+
+// rangeGroup is the store entries of the ports of one range, in config order.
+type rangeGroup struct {
+	labels    []string
+	essential bool
+	entries   []results.Entry
+}
+
+// collectRange exports the aggregates of one range group. A port counts as
+// up only when every address family probed was up, and its status is that of
+// its first failing family (else of its first result), so the status counts
+// always add up to the number of ports.
+func (m *Metrics) collectRange(ch chan<- prometheus.Metric, g *rangeGroup) {
+	gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, slices.Concat(g.labels, extra)...)
+	}
+	counts := make(map[string]int, len(rangeStatuses))
+	var up, probed int
+	var oldest time.Time
+	for _, e := range g.entries {
+		if !e.Ran() || len(e.Results) == 0 {
+			counts[statusUnknown]++
+			continue
+		}
+		probed++
+		at := e.Updated
+		for _, r := range e.Results {
+			if !r.Start.IsZero() && r.Start.Before(at) {
+				at = r.Start
+			}
+		}
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+		status, portUp := portStatus(e.Results)
+		counts[status]++
+		if portUp {
+			up++
+		}
+	}
+	for _, st := range rangeStatuses {
+		gauge(m.rangePorts, float64(counts[st]), st)
+	}
+	total := len(g.entries)
+	gauge(m.rangeEssential, boolValue(g.essential))
+	if m.overruns != nil {
+		// The ports of a range share one schedule, hence one count.
+		ch <- prometheus.MustNewConstMetric(m.rangeOverruns, prometheus.CounterValue,
+			float64(m.overruns(g.entries[0].Check.ID())), g.labels...)
+	}
+	gauge(m.rangeCoverage, float64(probed)/float64(total))
+	if probed == 0 {
+		// No verdict yet: a made-up "down" would fire alerts at start-up.
+		return
+	}
+	gauge(m.rangePortsUp, float64(up))
+	gauge(m.rangeUp, boolValue(up == probed))
+	if probed == total {
+		gauge(m.rangeFullSweep, float64(oldest.UnixNano())/1e9)
+	}
+}
+
+// portStatus folds the results of one port (one per address family) into a
+// range status and whether the port was up.
+func portStatus(rs []probe.Result) (status string, up bool) {
+	pick := rs[0]
+	up = true
+	for _, r := range rs {
+		if !r.Up {
+			if up {
+				pick = r
+			}
+			up = false
+		}
+	}
+	reason := string(reasonOf(pick))
+	if !slices.Contains(rangeStatuses, reason) || reason == statusUnknown {
+		reason = statusOther
+	}
+	return reason, up
+}
+
+func rangeKey(c *probe.Check) string {
+	return strings.Join([]string{c.Profile, c.Name, c.Kind, c.Host, c.Range}, "\x00")
+}
+
+func rangeLabelValues(c *probe.Check) []string {
+	return []string{c.Profile, c.Name, c.Kind, c.Host, c.Range, c.Protocol}
 }
 
 // reasonOf is the result's reason; a prober that left it empty is a bug,
