@@ -175,3 +175,52 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatalf("results = %+v", results)
 	}
 }
+
+func TestRunPacesUDPToOneHostASecondApart(t *testing.T) {
+	var mu sync.Mutex
+	starts := map[string][]time.Time{} // by protocol and host
+	run := func(_ context.Context, c *probe.Check) []probe.Result {
+		started := time.Now()
+		mu.Lock()
+		starts[c.Protocol+" "+c.Host] = append(starts[c.Protocol+" "+c.Host], started)
+		mu.Unlock()
+		return []probe.Result{{Check: c, Reason: probe.ReasonRefused}}
+	}
+	var checks []*probe.Check
+	for port := 3478; port < 3481; port++ {
+		checks = append(checks, &probe.Check{Name: "media", Kind: "udp", Host: "h1", Port: port, Protocol: "udp", Range: "3478-3480"})
+	}
+	checks = append(checks,
+		&probe.Check{Name: "web", Kind: "tcp", Host: "h1", Port: 443, Protocol: "tcp"},
+		&probe.Check{Name: "web2", Kind: "tcp", Host: "h1", Port: 444, Protocol: "tcp"},
+		&probe.Check{Name: "other", Kind: "udp", Host: "h2", Port: 3478, Protocol: "udp"})
+	began := time.Now()
+	results := Run(context.Background(), checks, Options{Run: run}) // default spacings
+	took := time.Since(began)
+	if len(results) != len(checks) {
+		t.Fatalf("got %d results for %d checks", len(results), len(checks))
+	}
+	udp := starts["udp h1"]
+	if len(udp) != 3 {
+		t.Fatalf("h1 got %d UDP probes, want 3 (a range is swept in full)", len(udp))
+	}
+	for i := 1; i < len(udp); i++ {
+		// Each start is booked 1s after the previous real start; allow 10ms
+		// for preemption between that and the call to Run.
+		if gap := udp[i].Sub(udp[i-1]); gap < time.Second-10*time.Millisecond {
+			t.Errorf("UDP starts %d and %d to one host %v apart, want >= 1s", i-1, i, gap)
+		}
+	}
+	if took > 2900*time.Millisecond {
+		t.Errorf("three UDP probes to one host took %v; other hosts and TCP must not add to it", took)
+	}
+	// TCP to the same host and UDP to another host are not held back.
+	for _, lane := range []string{"tcp h1", "udp h2"} {
+		if len(starts[lane]) == 0 || starts[lane][0].Sub(began) > 500*time.Millisecond {
+			t.Errorf("%s waited behind the UDP pacing of h1", lane)
+		}
+	}
+	if tcp := starts["tcp h1"]; len(tcp) == 2 && tcp[1].Sub(tcp[0]) < DefaultPerHostSpacing {
+		t.Errorf("TCP starts %v apart, want >= %v", tcp[1].Sub(tcp[0]), DefaultPerHostSpacing)
+	}
+}
