@@ -57,7 +57,7 @@ func New(opts Options) (*Agent, error) {
 		Sink:          a.record,
 		Logger:        opts.Logger,
 	})
-	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get())
+	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get(), metrics.WithThrottled(a.sched.Throttled))
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
