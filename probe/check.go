@@ -177,6 +177,7 @@ func Kinds() map[string]KindSpec {
 		{Name: "tls", Protocol: "tcp", DefaultPort: 443, Prober: probeTLS},
 		{Name: "udp", Protocol: "udp", Prober: probeUDP},
 		{Name: "ntp", Protocol: "udp", DefaultPort: 123, MinInterval: ntpMinInterval, Prober: probeNTP},
+		{Name: "ftp", Protocol: "tcp", DefaultPort: 21, Prober: probeFTP},
 	}
 	m := make(map[string]KindSpec, len(specs))
 	for _, s := range specs {

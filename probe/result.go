@@ -103,6 +103,7 @@ type Facts struct {
 	*TLSFacts
 	*NTPFacts
 	*UDPFacts
+	*FTPFacts
 }
 
 // NTPFacts are what an NTP reply showed. Reachable, usable and the offset are
@@ -169,6 +170,9 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 	}
 	if f.UDPFacts != nil {
 		parts = append(parts, f.UDPFacts)
+	}
+	if f.FTPFacts != nil {
+		parts = append(parts, f.FTPFacts)
 	}
 	merged := map[string]json.RawMessage{}
 	for _, part := range parts {
