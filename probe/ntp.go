@@ -1,13 +1,12 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/beevik/ntp"
@@ -42,6 +41,10 @@ func probeNTP(ctx context.Context, t Target) Result {
 		srcPort = port
 		if err != nil {
 			lastErr = err
+			var de *DialError
+			if errors.As(err, &de) {
+				break // an ICMP error or a local failure: asking again changes nothing
+			}
 			continue
 		}
 		if resp.IsKissOfDeath() {
@@ -57,6 +60,11 @@ func probeNTP(ctx context.Context, t Target) Result {
 		if lastErr == nil {
 			lastErr = ctx.Err()
 		}
+		var nr *NoReplyError
+		if errors.As(lastErr, &nr) {
+			// Silence to every sample: the detail states the whole wait.
+			lastErr = &NoReplyError{Waited: time.Since(begin)}
+		}
 		res := udpFailure(&r, lastErr, t)
 		res.Facts.NTPFacts = &NTPFacts{SourcePort: srcPort}
 		return res
@@ -64,9 +72,8 @@ func probeNTP(ctx context.Context, t Target) Result {
 	return ntpVerdict(r, best, srcPort, t.Check.NTP.MaxRootDistance)
 }
 
-// queryNTP runs one query within the share of the time left for it. The
-// socket is duplicated so its ICMP error queue can still be read after the
-// ntp package has closed its side.
+// queryNTP runs one query within the share of the time left for it, on a
+// socket from dialUDP wrapped in an ntpConn.
 func queryNTP(ctx context.Context, t Target, queriesLeft int) (*ntp.Response, int, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -76,9 +83,9 @@ func queryNTP(ctx context.Context, t Target, queriesLeft int) (*ntp.Response, in
 	if perQuery <= 0 {
 		return nil, 0, context.DeadlineExceeded
 	}
-	var dup *os.File
-	var srcPort int
+	var nc *ntpConn
 	var dialErr error
+	stop := func() bool { return false }
 	opts := ntp.QueryOptions{
 		Timeout: perQuery,
 		Dialer: func(string, string) (net.Conn, error) {
@@ -87,39 +94,98 @@ func queryNTP(ctx context.Context, t Target, queriesLeft int) (*ntp.Response, in
 				dialErr = err
 				return nil, err
 			}
-			srcPort = localPortOf(c)
-			if f, err := c.File(); err == nil {
-				dup = f
-			}
-			return c, nil
+			nc = &ntpConn{UDPConn: c, ctx: ctx, begin: time.Now()}
+			stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+			return nc, nil
 		},
 	}
 	resp, err := ntp.QueryWithOptions(t.HostPort(), opts)
-	if dup != nil {
-		defer dup.Close()
+	stop()
+	srcPort := 0
+	if nc != nil {
+		srcPort = localPortOf(nc.UDPConn) // the ntp package has closed it
 	}
-	switch {
-	case dialErr != nil:
+	if dialErr != nil {
 		return nil, srcPort, dialErr
-	case err == nil:
+	}
+	if err == nil {
 		return resp, srcPort, nil
 	}
-	var icmp *ICMPError
-	if dup != nil {
-		icmp = connErrQueue(dup)
+	// ntpConn's own errors say what the socket saw; anything else is the ntp
+	// package rejecting a reply that did answer our query.
+	var de *DialError
+	var nr *NoReplyError
+	var pe *ProtocolError
+	if errors.As(err, &de) || errors.As(err, &nr) || errors.As(err, &pe) {
+		return nil, srcPort, err
 	}
-	if icmp != nil {
-		return nil, srcPort, &DialError{Op: "receive", Err: err, ICMP: icmp}
-	}
-	if isTimeout(err) {
-		return nil, srcPort, &NoReplyError{Waited: perQuery}
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return nil, srcPort, &DialError{Op: "receive", Err: err}
-	}
-	// The ntp package rejects replies that do not answer our query.
 	return nil, srcPort, &ProtocolError{Msg: "invalid NTP reply: " + err.Error()}
+}
+
+// ntpConn is the connected socket handed to the ntp package. Its reads skip
+// datagrams that do not answer our query: RFC 5905 has a client discard a
+// reply whose origin timestamp is not its own transmit timestamp (stale,
+// another client's, or spoofed) and keep waiting, and a spoofed kiss-o'-death
+// must not throttle the check. The package alone gives up at the first such
+// datagram, so any stray one would spoil the query. If the wait ends with only
+// such datagrams seen, the error says so (protocol, not no_reply: something
+// answered, but not our query). Send and receive errors come back classified
+// (the ICMP error and its sender read from the error queue, or silence), which
+// the ntp package passes through unchanged. (Wrapping the socket
+// makes the package timestamp replies in user space instead of the kernel:
+// microseconds, irrelevant to a connectivity verdict.)
+type ntpConn struct {
+	*net.UDPConn
+	ctx    context.Context
+	begin  time.Time
+	xmit   [8]byte // our transmit timestamp, which a reply echoes as its origin
+	strays int
+}
+
+// ntpHeaderLen is the size of an NTP header without extensions.
+const ntpHeaderLen = 48
+
+func (c *ntpConn) Write(b []byte) (int, error) {
+	if len(b) >= ntpHeaderLen {
+		copy(c.xmit[:], b[40:48])
+	}
+	n, err := c.UDPConn.Write(b)
+	if err != nil {
+		return n, &DialError{Op: "send", Err: err, ICMP: connErrQueue(c.UDPConn), Elapsed: time.Since(c.begin)}
+	}
+	return n, nil
+}
+
+func (c *ntpConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.UDPConn.Read(b)
+		if err != nil {
+			icmp := connErrQueue(c.UDPConn)
+			if icmp == nil && isTimeout(err) {
+				if c.strays > 0 {
+					return 0, strayError(c.strays, time.Since(c.begin))
+				}
+				return 0, &NoReplyError{Waited: time.Since(c.begin)}
+			}
+			return 0, &DialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(c.begin)}
+		}
+		if n >= ntpHeaderLen && bytes.Equal(b[24:32], c.xmit[:]) {
+			return n, nil
+		}
+		c.strays++
+		if c.strays >= maxStrayDatagrams {
+			return 0, strayError(c.strays, time.Since(c.begin))
+		}
+	}
+}
+
+// SetDeadline keeps a cancelled query from waiting on: the ntp package sets
+// its own deadline after dialing.
+func (c *ntpConn) SetDeadline(t time.Time) error {
+	if c.ctx.Err() != nil {
+		t = time.Unix(1, 0)
+	}
+	return c.UDPConn.SetDeadline(t)
 }
 
 func ntpVerdict(r Result, resp *ntp.Response, srcPort int, maxRootDistance time.Duration) Result {
@@ -157,16 +223,16 @@ func ntpVerdict(r Result, resp *ntp.Response, srcPort int, maxRootDistance time.
 	}
 
 	var unfit []string
-	if err := resp.Validate(); err != nil {
-		unfit = append(unfit, err.Error())
+	if resp.Stratum < 1 || resp.Stratum > 15 {
+		unfit = append(unfit, fmt.Sprintf("stratum %d: the server is not synchronised", resp.Stratum))
 	}
-	if resp.Leap == ntp.LeapNotInSync && !containsFold(unfit, "leap") {
+	if resp.Leap == ntp.LeapNotInSync {
 		unfit = append(unfit, "leap indicator 3: the server's clock is not synchronised")
 	}
-	if resp.Stratum < 1 || resp.Stratum > 15 {
-		if !containsFold(unfit, "stratum") {
-			unfit = append(unfit, fmt.Sprintf("stratum %d: the server is not synchronised", resp.Stratum))
-		}
+	// Validate reports only its first finding; stratum and leap are said
+	// above in plainer words.
+	if err := resp.Validate(); err != nil && !errors.Is(err, ntp.ErrInvalidStratum) && !errors.Is(err, ntp.ErrInvalidLeapSecond) {
+		unfit = append(unfit, ntpValidationText(err))
 	}
 	if resp.RootDistance > maxRootDistance {
 		unfit = append(unfit, fmt.Sprintf("root distance %s exceeds %s", resp.RootDistance.Round(time.Millisecond), maxRootDistance))
@@ -185,11 +251,15 @@ func ntpVerdict(r Result, resp *ntp.Response, srcPort int, maxRootDistance time.
 	return r
 }
 
-func containsFold(list []string, sub string) bool {
-	for _, s := range list {
-		if strings.Contains(strings.ToLower(s), sub) {
-			return true
-		}
+// ntpValidationText says what a failed Response.Validate means.
+func ntpValidationText(err error) string {
+	switch {
+	case errors.Is(err, ntp.ErrServerClockFreshness):
+		return "the server's clock was last set more than 36 hours ago (reference time not fresh)"
+	case errors.Is(err, ntp.ErrInvalidDispersion):
+		return "root delay / 2 + root dispersion exceeds 16s (invalid dispersion)"
+	case errors.Is(err, ntp.ErrInvalidTime):
+		return "the server's transmit time is before its reference time (invalid time)"
 	}
-	return false
+	return "invalid reply: " + err.Error()
 }

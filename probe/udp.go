@@ -41,17 +41,26 @@ func probeUDP(ctx context.Context, t Target) Result {
 	r.Up, r.Reason, r.Phase = true, ReasonOK, PhaseResponse
 	r.Detail = fmt.Sprintf("%s: reply of %d bytes in %s from source port %d",
 		describe(reply), len(reply), rtt.Round(time.Microsecond), facts.SourcePort)
+	if len(reply) >= maxDatagram {
+		r.Detail += fmt.Sprintf(" (the reply may have been longer: reads are truncated at %d bytes)", maxDatagram)
+	}
 	return r
 }
 
-// udpFailure classifies a failed exchange: a send error stops in phase
+// udpFailure classifies a failed exchange: a socket that could not be set up
+// (e.g. a taken source port) stops in phase connect, a send error in phase
 // request, everything after it (ICMP errors, silence) in phase response.
 // Silence on a check that expects none is up, and says what it proves.
 func udpFailure(r *Result, err error, t Target) Result {
 	phase := PhaseResponse
 	var de *DialError
-	if errors.As(err, &de) && de.Op == "send" {
-		phase = PhaseRequest
+	if errors.As(err, &de) {
+		switch de.Op {
+		case "connect":
+			phase = PhaseConnect
+		case "send":
+			phase = PhaseRequest
+		}
 	}
 	res := fail(r, phase, err, t.Addr)
 	if res.Reason == ReasonNoReply && t.Check.UDP.AcceptSilence {
@@ -144,7 +153,26 @@ func dnsRequest(name string) ([]byte, func([]byte) bool, func([]byte) string, er
 	describe := func(b []byte) string {
 		var p dnsmessage.Parser
 		h, _ := p.Start(b)
-		return fmt.Sprintf("DNS answer (%s)", h.RCode)
+		return fmt.Sprintf("DNS answer (rcode %s)", dnsRCodeName(h.RCode))
 	}
 	return req, match, describe, nil
+}
+
+// dnsRCodeName is the usual mnemonic of a DNS response code (RFC 6895).
+func dnsRCodeName(rc dnsmessage.RCode) string {
+	switch rc {
+	case dnsmessage.RCodeSuccess:
+		return "NOERROR"
+	case dnsmessage.RCodeFormatError:
+		return "FORMERR"
+	case dnsmessage.RCodeServerFailure:
+		return "SERVFAIL"
+	case dnsmessage.RCodeNameError:
+		return "NXDOMAIN"
+	case dnsmessage.RCodeNotImplemented:
+		return "NOTIMP"
+	case dnsmessage.RCodeRefused:
+		return "REFUSED"
+	}
+	return fmt.Sprintf("%d", rc)
 }

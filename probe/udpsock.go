@@ -56,6 +56,13 @@ func dialUDP(ctx context.Context, t Target) (*net.UDPConn, error) {
 // exchangeUDP sends req and waits for a datagram that match accepts, until
 // ctx's deadline. ICMP errors come back as a *DialError carrying the ICMP
 // message and its sender; silence as a *NoReplyError.
+//
+// A datagram that match rejects is not the service answering this request (a
+// stale reply, another client's, a spoofed one, or a service that speaks
+// something else): it is skipped and the wait goes on, since the real reply
+// may still come. If the deadline passes with only such datagrams seen, that
+// is not silence but a *ProtocolError ("N replies from the target, none
+// matching"); after maxStrayDatagrams of them the wait ends early.
 func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]byte) bool) ([]byte, time.Duration, error) {
 	begin := time.Now()
 	if d, ok := ctx.Deadline(); ok {
@@ -73,6 +80,9 @@ func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]b
 		if err != nil {
 			icmp := connErrQueue(c)
 			if icmp == nil && isTimeout(err) {
+				if stray > 0 {
+					return nil, 0, strayError(stray, time.Since(begin))
+				}
 				return nil, 0, &NoReplyError{Waited: time.Since(begin)}
 			}
 			return nil, 0, &DialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(begin)}
@@ -80,10 +90,21 @@ func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]b
 		if match(buf[:n]) {
 			return append([]byte(nil), buf[:n]...), time.Since(begin), nil
 		}
-		if stray >= maxStrayDatagrams {
-			return nil, 0, &ProtocolError{Msg: fmt.Sprintf("%d replies, none matching the request", stray+1)}
+		if stray+1 >= maxStrayDatagrams {
+			return nil, 0, strayError(stray+1, time.Since(begin))
 		}
 	}
+}
+
+// strayError is a wait that saw n datagrams from the target, none of them an
+// answer to the request.
+func strayError(n int, waited time.Duration) error {
+	what := fmt.Sprintf("%d replies", n)
+	if n == 1 {
+		what = "1 reply"
+	}
+	return &ProtocolError{Msg: fmt.Sprintf("%s from the target within %s, none matching the request "+
+		"(stale, foreign or spoofed datagrams, or a service that does not answer this request)", what, waited.Round(time.Millisecond))}
 }
 
 // localPortOf is the local port a socket is bound to.
