@@ -143,8 +143,12 @@ type Target struct {
 	Family string
 }
 
-// HostPort is the address:port string to dial.
+// HostPort is the address:port string to dial; through a proxy (no
+// address), the check's host:port, which the proxy resolves.
 func (t Target) HostPort() string {
+	if t.Addr == nil {
+		return net.JoinHostPort(t.Check.Host, strconv.Itoa(t.Check.Port))
+	}
 	return net.JoinHostPort(t.Addr.String(), strconv.Itoa(t.Check.Port))
 }
 
@@ -177,6 +181,8 @@ func Kinds() map[string]KindSpec {
 		{Name: "tls", Protocol: "tcp", DefaultPort: 443, Prober: probeTLS},
 		{Name: "udp", Protocol: "udp", Prober: probeUDP},
 		{Name: "ntp", Protocol: "udp", DefaultPort: 123, MinInterval: ntpMinInterval, Prober: probeNTP},
+		{Name: "http", Protocol: "tcp", DefaultPort: 80, Prober: probeHTTP},
+		{Name: "https", Protocol: "tcp", DefaultPort: 443, Prober: probeHTTP},
 		{Name: "ftp", Protocol: "tcp", DefaultPort: 21, Prober: probeFTP},
 	}
 	m := make(map[string]KindSpec, len(specs))

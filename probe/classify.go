@@ -191,6 +191,12 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 		return ReasonOK, ""
 	}
 
+	// First: a proxy error wraps dial errors whose peer is the proxy, not the target.
+	var pxe *ProxyError
+	if errors.As(err, &pxe) {
+		return classifyProxy(pxe, phase, local)
+	}
+
 	var de *DialError
 	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == OriginICMP || de.ICMP.Origin == OriginICMP6) {
 		return classifyICMP(de.ICMP, target, local, de.Elapsed)

@@ -14,12 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dialTCP connects to t with IP_RECVERR (IPV6_RECVERR) set, so that an ICMP
+// dialDirect connects to t with IP_RECVERR (IPV6_RECVERR) set, so that an ICMP
 // error answering the SYN stays readable on the socket's error queue and can be
 // attributed to the device that sent it. net.Dialer closes the socket on
 // failure before the queue can be read, hence the hand-made non-blocking
 // connect on top of the runtime poller (os.NewFile + SyscallConn).
-func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
+func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 	domain, sa, err := sockaddrOf(t.Addr, t.Check.Port)
 	if err != nil {
 		return nil, err

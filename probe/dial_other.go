@@ -8,10 +8,10 @@ import (
 	"syscall"
 )
 
-// dialTCP on systems without a readable socket error queue: ICMP errors are
+// dialDirect on systems without a readable socket error queue: ICMP errors are
 // seen only as the errno they map to, so "rejected" cannot be told from
 // "refused" or "unreachable" there.
-func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
+func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 	var d net.Dialer
 	network := "tcp4"
 	if t.Addr.To4() == nil {

@@ -104,6 +104,7 @@ type Facts struct {
 	*NTPFacts
 	*UDPFacts
 	*FTPFacts
+	*HTTPFacts
 }
 
 // NTPFacts are what an NTP reply showed. Reachable, usable and the offset are
@@ -173,6 +174,9 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 	}
 	if f.FTPFacts != nil {
 		parts = append(parts, f.FTPFacts)
+	}
+	if f.HTTPFacts != nil {
+		parts = append(parts, f.HTTPFacts)
 	}
 	merged := map[string]json.RawMessage{}
 	for _, part := range parts {

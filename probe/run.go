@@ -63,13 +63,16 @@ func runOne(ctx context.Context, spec KindSpec, t Target, start time.Time, dnsTi
 		r.Duration = time.Since(start)
 	}()
 	r = spec.Prober(ctx, t)
-	if !isIPLiteral(t.Check.Host) {
+	if !isIPLiteral(t.Check.Host) && t.Addr != nil { // through a proxy, nothing was resolved here
 		r.Timings = append([]Timing{{Phase: PhaseDNS, Duration: dnsTime, Seconds: dnsTime.Seconds()}}, r.Timings...)
 	}
 	return r
 }
 
 func newResult(t Target) Result {
+	if t.Addr == nil {
+		return Result{Check: t.Check, Address: viaProxyAddress(t.Check), IPFamily: t.Family}
+	}
 	return Result{Check: t.Check, Address: t.Addr.String(), IPFamily: t.Family}
 }
 
@@ -97,6 +100,11 @@ func resolve(ctx context.Context, c *Check) ([]Target, []Result) {
 	want := c.IPFamily
 	if want == "" {
 		want = FamilyBoth
+	}
+	// Through a proxy the proxy resolves the name (see proxy.go); an invalid
+	// proxy setting also takes this path, for dialTCP to report it.
+	if pu, err := proxyFor(c); pu != nil || err != nil {
+		return []Target{{Check: c, Family: FamilyProxy}}, nil
 	}
 	if ip := net.ParseIP(c.Host); ip != nil {
 		return []Target{{Check: c, Addr: ip, Family: familyOf(ip)}}, nil
