@@ -184,6 +184,8 @@ func Kinds() map[string]KindSpec {
 		{Name: "http", Protocol: "tcp", DefaultPort: 80, Prober: probeHTTP},
 		{Name: "https", Protocol: "tcp", DefaultPort: 443, Prober: probeHTTP},
 		{Name: "ftp", Protocol: "tcp", DefaultPort: 21, Prober: probeFTP},
+		{Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}, Prober: probeListen},
+		{Name: "broadcast", Protocol: "udp", Prober: probeBroadcast},
 	}
 	m := make(map[string]KindSpec, len(specs))
 	for _, s := range specs {

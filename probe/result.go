@@ -105,6 +105,8 @@ type Facts struct {
 	*UDPFacts
 	*FTPFacts
 	*HTTPFacts
+	*ListenFacts
+	*BroadcastFacts
 }
 
 // NTPFacts are what an NTP reply showed. Reachable, usable and the offset are
@@ -177,6 +179,12 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 	}
 	if f.HTTPFacts != nil {
 		parts = append(parts, f.HTTPFacts)
+	}
+	if f.ListenFacts != nil {
+		parts = append(parts, f.ListenFacts)
+	}
+	if f.BroadcastFacts != nil {
+		parts = append(parts, f.BroadcastFacts)
 	}
 	merged := map[string]json.RawMessage{}
 	for _, part := range parts {

@@ -1,0 +1,215 @@
+//go:build linux
+
+package probe_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/connprobe/connprobe/internal/netlab"
+	"github.com/connprobe/connprobe/probe"
+)
+
+// broadcastWindow is each namespace case's observation window (its timeout).
+const broadcastWindow = 1500 * time.Millisecond
+
+// sender sends datagrams from the lab's client namespace until stopped.
+type sender struct {
+	conn      net.PacketConn
+	stop      chan struct{}
+	done      chan struct{}
+	mu        sync.Mutex
+	sentUni   int
+	sentBcast int
+}
+
+// startSender sends, every 20ms, one datagram to each of bcast and uni (either
+// may be nil) from a socket in the client namespace. It stops by itself after
+// 500 rounds, so no test can leave it running.
+func startSender(t *testing.T, lab *netlab.Lab, bcast, uni *net.UDPAddr) *sender {
+	t.Helper()
+	var pc net.PacketConn
+	if err := lab.Do(lab.Client(), func() error {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}}
+		var err error
+		pc, err = lc.ListenPacket(context.Background(), "udp4", lab.ClientIP().String()+":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{conn: pc, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 500; i++ {
+			if bcast != nil {
+				if _, err := pc.WriteTo(fmt.Appendf(nil, "bcast-%d", i), bcast); err == nil {
+					s.mu.Lock()
+					s.sentBcast++
+					s.mu.Unlock()
+				}
+			}
+			if uni != nil {
+				if _, err := pc.WriteTo(fmt.Appendf(nil, "uni-%d", i), uni); err == nil {
+					s.mu.Lock()
+					s.sentUni++
+					s.mu.Unlock()
+				}
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(s.halt)
+	return s
+}
+
+func (s *sender) halt() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	s.conn.Close()
+}
+
+func (s *sender) counts() (bcast, uni int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sentBcast, s.sentUni
+}
+
+func runBroadcast(t *testing.T, lab *netlab.Lab, host string, port int) (helperResult, probe.BroadcastFacts) {
+	t.Helper()
+	r := runInNetns(t, lab, lab.Router(), probe.Check{Name: "b", Kind: "broadcast", Host: host, Port: port,
+		Protocol: "udp", Timeout: broadcastWindow})
+	var f probe.BroadcastFacts
+	if err := json.Unmarshal(r.Facts, &f); err != nil {
+		t.Fatalf("facts %s: %v", r.Facts, err)
+	}
+	t.Logf("%s %s: %s; facts %s", r.Reason, host, r.Detail, r.Facts)
+	return r, f
+}
+
+// subnetBroadcast is the directed broadcast of the client/router subnet.
+func subnetBroadcast(lab *netlab.Lab, port int) *net.UDPAddr {
+	ip := lab.RouterClientSideIP().To4()
+	return &net.UDPAddr{IP: net.IPv4(ip[0], ip[1], ip[2], 255), Port: port}
+}
+
+func TestBroadcastNetns(t *testing.T) {
+	lab := netlab.New(t)
+	client := lab.ClientIP().String()
+
+	t.Run("free port: bind", func(t *testing.T) {
+		const port = 19813
+		s := startSender(t, lab, subnetBroadcast(lab, port), nil)
+		r, f := runBroadcast(t, lab, "0.0.0.0", port)
+		s.halt()
+		if !r.Up || r.Reason != probe.ReasonOK || f.Mode != "bind" || f.Datagrams == 0 || f.Unicast != 0 {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+		if !slices.Contains(f.Senders, client) {
+			t.Errorf("senders %q lack the client %s", f.Senders, client)
+		}
+		if f.WindowSeconds < broadcastWindow.Seconds()*0.9 {
+			t.Errorf("window %.2fs, want about %s: the probe must listen until the deadline", f.WindowSeconds, broadcastWindow)
+		}
+	})
+
+	t.Run("expected sender silent", func(t *testing.T) {
+		const port = 19813
+		s := startSender(t, lab, subnetBroadcast(lab, port), nil)
+		r, f := runBroadcast(t, lab, lab.ServerIP().String(), port)
+		s.halt()
+		if r.Up || r.Reason != probe.ReasonNoReply || f.Datagrams != 0 || f.OtherSenderDatagrams == 0 ||
+			!slices.Contains(f.Senders, client) {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+	})
+
+	t.Run("unicast only", func(t *testing.T) {
+		const port = 19814
+		s := startSender(t, lab, nil, &net.UDPAddr{IP: lab.RouterClientSideIP(), Port: port})
+		r, f := runBroadcast(t, lab, "0.0.0.0", port)
+		s.halt()
+		if r.Up || r.Reason != probe.ReasonNoReply || f.Datagrams != 0 || f.Unicast == 0 || f.Mode != "bind" {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+		if !strings.HasPrefix(r.Detail, fmt.Sprintf("no broadcast on udp/%d in ", port)) {
+			t.Errorf("detail %q", r.Detail)
+		}
+	})
+
+	t.Run("port taken: packet, vendor keeps its datagrams", func(t *testing.T) {
+		const port = 15000
+		// The vendor process: a plain socket on the port, no SO_REUSEPORT.
+		vendor := lab.ListenUDP(lab.Router(), fmt.Sprintf("0.0.0.0:%d", port))
+		var vendorUni, vendorBcast int
+		drained := make(chan struct{})
+		stopDrain := time.Now().Add(broadcastWindow + 20*time.Second) // bound, in case the test fails early
+		_ = vendor.SetReadDeadline(stopDrain)
+		go func() {
+			defer close(drained)
+			buf := make([]byte, 512)
+			for {
+				n, _, err := vendor.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				if strings.HasPrefix(string(buf[:n]), "uni-") {
+					vendorUni++
+				} else {
+					vendorBcast++
+				}
+			}
+		}()
+
+		s := startSender(t, lab, subnetBroadcast(lab, port), &net.UDPAddr{IP: lab.RouterClientSideIP(), Port: port})
+		r, f := runBroadcast(t, lab, "0.0.0.0", port)
+		s.halt()
+		// Let the last datagrams arrive, then end the drain.
+		time.Sleep(100 * time.Millisecond)
+		_ = vendor.SetReadDeadline(time.Now())
+		<-drained
+		sentBcast, sentUni := s.counts()
+
+		if !r.Up || r.Reason != probe.ReasonOK || f.Mode != "packet" || f.Datagrams == 0 || f.Unicast == 0 {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+		if !slices.Contains(f.Senders, client) || !strings.Contains(f.PortHolder, fmt.Sprintf("]:%d", port)) ||
+			!strings.Contains(f.PortHolder, fmt.Sprintf("[%d]", os.Getpid())) {
+			t.Errorf("senders %q, port holder %q", f.Senders, f.PortHolder)
+		}
+		if vendorUni != sentUni || vendorBcast != sentBcast {
+			t.Errorf("the vendor socket received %d of %d unicast and %d of %d broadcast datagrams; it must get all",
+				vendorUni, sentUni, vendorBcast, sentBcast)
+		}
+		if f.Datagrams > sentBcast || f.Unicast > sentUni {
+			t.Errorf("counted %d broadcast and %d unicast, but only %d and %d were sent", f.Datagrams, f.Unicast, sentBcast, sentUni)
+		}
+	})
+}
