@@ -103,6 +103,7 @@ type Facts struct {
 	*TLSFacts
 	*NTPFacts
 	*UDPFacts
+	*GreetingFacts
 	*FTPFacts
 	*HTTPFacts
 	*ListenFacts
@@ -173,6 +174,9 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 	}
 	if f.UDPFacts != nil {
 		parts = append(parts, f.UDPFacts)
+	}
+	if f.GreetingFacts != nil {
+		parts = append(parts, f.GreetingFacts)
 	}
 	if f.FTPFacts != nil {
 		parts = append(parts, f.FTPFacts)

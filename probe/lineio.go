@@ -1,0 +1,164 @@
+package probe
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// Line-oriented protocols (the SSH identification, SMTP, IMAP, POP3) are read
+// through a boundedLineReader: every line is bounded in length and every read
+// in time (by the connection deadline, see watchConn), so a hostile or broken
+// server costs at most a fixed amount of memory and the check's timeout.
+
+// GreetingFacts are what a line-protocol server said about itself (the ssh
+// and mail kinds).
+type GreetingFacts struct {
+	// Greeting is the server's first line (SSH identification, SMTP 220,
+	// IMAP * OK, POP3 +OK), sanitized and shortened.
+	Greeting string `json:"greeting,omitempty"`
+	// Software is the SSH software version ("OpenSSH_9.2p1").
+	Software string `json:"software,omitempty"`
+	// Extensions are the SMTP EHLO keywords; after STARTTLS, those offered
+	// inside TLS (AUTH often appears only there).
+	Extensions []string `json:"extensions,omitempty"`
+	// LoggedIn is set when the check logged in with its credentials.
+	LoggedIn bool `json:"logged_in,omitempty"`
+}
+
+// lineCounter counts the bytes read through it: "sent nothing" (silence)
+// and "sent something, but not a line" are different verdicts.
+type lineCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// boundedLineReader reads CRLF- or LF-terminated lines of at most max bytes
+// (terminator included). Its buffer is max bytes, so a longer line is a
+// protocol error after max bytes, not an allocation the server controls.
+type boundedLineReader struct {
+	br  *bufio.Reader
+	cnt *lineCounter
+	max int
+}
+
+func newBoundedLineReader(r io.Reader, limit int) *boundedLineReader {
+	cnt := &lineCounter{r: r}
+	return &boundedLineReader{br: bufio.NewReaderSize(cnt, limit), cnt: cnt, max: limit}
+}
+
+// received is how many bytes the server has sent through this reader.
+func (l *boundedLineReader) received() int64 { return l.cnt.n }
+
+// buffered is how many received bytes have not been returned as lines yet.
+func (l *boundedLineReader) buffered() int { return l.br.Buffered() }
+
+// readLine returns the next line without its terminator. A line that does
+// not fit, or that the server leaves unterminated when it closes or the
+// deadline passes, is a ProtocolError quoting its (sanitized) start; other
+// errors (timeouts with nothing pending, EOF between lines, resets) are
+// returned as they are for classify.
+func (l *boundedLineReader) readLine() (string, error) {
+	b, err := l.br.ReadSlice('\n')
+	if err == nil {
+		s := strings.TrimSuffix(string(b[:len(b)-1]), "\r")
+		return s, nil
+	}
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent a line longer than %d bytes: \"%s\"", l.max, cleanText(b, 64))}
+	case len(b) > 0 && isTimeout(err):
+		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent \"%s\" and then no end of line until the deadline", cleanText(b, 64))}
+	case len(b) > 0 && errors.Is(err, io.EOF):
+		return "", &ProtocolError{Msg: fmt.Sprintf("the server closed the connection after an unterminated line \"%s\"", cleanText(b, 64))}
+	}
+	return "", err
+}
+
+// silenceOr turns a failed first read into the verdict it deserves: a
+// deadline with not a byte received is a SilentError (the server waits for
+// the client, as a TLS port does), a close with not a byte received says so
+// plainly; everything else is err itself.
+func (l *boundedLineReader) silenceOr(ctx context.Context, err error, since time.Time, closedHint string) error {
+	if l.received() > 0 || errors.Is(ctx.Err(), context.Canceled) {
+		return err
+	}
+	if isTimeout(err) {
+		return &SilentError{Waited: time.Since(since)}
+	}
+	if errors.Is(err, io.EOF) {
+		return &ProtocolError{Msg: "the server accepted the connection and closed it without a word" + closedHint}
+	}
+	return err
+}
+
+// fallbackTimeout bounds connections whose context has no deadline (Run
+// always sets one; this only keeps the promise that every read ends).
+const fallbackTimeout = 30 * time.Second
+
+// armConnDeadline sets conn's deadline to ctx's (or to the past when ctx is
+// already done). handshakeTLS clears the deadline it sets, so callers re-arm
+// after it.
+func armConnDeadline(ctx context.Context, conn net.Conn) {
+	if ctx.Err() != nil {
+		_ = conn.SetDeadline(time.Unix(1, 0))
+		return
+	}
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(fallbackTimeout)
+	}
+	_ = conn.SetDeadline(d)
+}
+
+// watchConn arms conn's deadline and ends pending reads and writes at once
+// when ctx is cancelled. Call the returned stop before closing conn.
+func watchConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+	armConnDeadline(ctx, conn)
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
+
+// graceDeadline shortens conn's deadline to at most d from now, for the
+// polite goodbye (QUIT, LOGOUT) after the verdict: a server that never
+// answers it must not stretch every run to the check's timeout.
+func graceDeadline(ctx context.Context, conn net.Conn, d time.Duration) {
+	until := time.Now().Add(d)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(until) {
+		until = cd
+	}
+	_ = conn.SetDeadline(until)
+}
+
+// cleanText renders bytes a server sent for a detail line: printable ASCII
+// as is, anything else as \xNN (no terminal escapes, no bidi tricks), at
+// most limit input bytes, "..." marking a cut.
+func cleanText[T string | []byte](b T, limit int) string {
+	cut := len(b) > limit
+	if cut {
+		b = b[:limit]
+	}
+	var sb strings.Builder
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 0x20 && c < 0x7f {
+			sb.WriteByte(c)
+		} else {
+			fmt.Fprintf(&sb, "\\x%02x", c)
+		}
+	}
+	if cut {
+		sb.WriteString("...")
+	}
+	return sb.String()
+}
