@@ -60,8 +60,12 @@ func transport(k probe.KindSpec, protocol string) (variant, label string, port i
 // protocolHint follows a refused protocol: with what the user most likely
 // meant. The generic kinds are named after their protocol (tcp, udp), so
 // "kind: tcp, protocol: udp" means "kind: udp"; for any other kind the key
-// itself is the misunderstanding.
+// itself is the misunderstanding. A kind with several transports has
+// already listed them, which is hint enough.
 func protocolHint(k probe.KindSpec, protocol string, kinds map[string]probe.KindSpec) string {
+	if len(k.Transports) > 0 {
+		return ""
+	}
 	if _, ok := kinds[protocol]; ok && k.Name == k.Protocol && protocol != k.Name {
 		return fmt.Sprintf("; for %s use kind: %s", strings.ToUpper(protocol), protocol)
 	}

@@ -288,6 +288,98 @@ func TestUDPPortRange(t *testing.T) {
 	}
 }
 
+// requireKinds skips a test until probe registers the kinds it is about.
+func requireKinds(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, ok := probe.Kinds()[n]; !ok {
+			t.Skipf("kind %s is not registered yet", n)
+		}
+	}
+}
+
+// listen has two transports (tcp first) and no default port; broadcast
+// only listens: neither binds a source port.
+func TestListenAndBroadcastKeys(t *testing.T) {
+	requireKinds(t, "listen", "broadcast")
+	checks, err := build("checks:\n"+
+		"  - {name: l-tcp, kind: listen, host: 0.0.0.0, port: 8080}\n"+
+		"  - {name: l-udp, kind: listen, host: 0.0.0.0, port: 5060, protocol: udp}\n"+
+		"  - {name: l-tcp2, kind: listen, host: 0.0.0.0, port: 8081, protocol: tcp}\n"+
+		"  - {name: b, kind: broadcast, host: 0.0.0.0, port: 67, protocol: udp}\n", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]string{{"tcp", "tcp"}, {"udp", "udp"}, {"tcp", "tcp"}, {"", "udp"}}
+	for i, c := range checks {
+		if c.Transport != want[i][0] || c.Protocol != want[i][1] || c.SourcePort != 0 {
+			t.Errorf("%s: Transport %q, Protocol %q, SourcePort %d; want %q, %q, 0", c.Name, c.Transport, c.Protocol, c.SourcePort, want[i][0], want[i][1])
+		}
+	}
+
+	_, err = build("checks:\n"+
+		"  - {name: a, kind: listen, host: 0.0.0.0, port: 1, protocol: tls}\n"+
+		"  - {name: b, kind: listen, host: 0.0.0.0, port: 1, protocol: udp, source_port: 1}\n"+
+		"  - {name: c, kind: broadcast, host: 0.0.0.0, port: 1, protocol: tcp}\n"+
+		"  - {name: d, kind: broadcast, host: 0.0.0.0, port: 1, source_port: 68}\n", Options{})
+	checkErr(t, err, []string{
+		`config.yml:2: protocol in check "a": kind listen speaks tcp or udp (default tcp), got "tls"`,
+		`config.yml:3: source_port in check "b": kind listen does not bind a source port; only kinds udp, ntp and sip (over udp) do`,
+		`config.yml:4: protocol in check "c": kind broadcast speaks only udp, got "tcp"` + multiTransportHint(),
+		`config.yml:5: source_port in check "d": kind broadcast does not bind a source port; only kinds udp, ntp and sip (over udp) do`,
+	})
+	// Parse errors stop before expansion; the missing port is an expansion error.
+	_, err = build("checks:\n  - {name: e, kind: listen, host: 0.0.0.0, protocol: udp}\n", Options{})
+	checkErr(t, err, []string{`config.yml:2: check "e" has no port, and kind listen has no default port; add port: or ports:`})
+}
+
+// sip has three transports, udp first, with 5061 for tls.
+func TestSIPKeys(t *testing.T) {
+	requireKinds(t, "sip")
+	sip := probe.Kinds()["sip"]
+	checks, err := build("checks:\n"+
+		"  - {name: u, kind: sip, host: h, source_port: 5060}\n"+
+		"  - {name: t, kind: sip, host: h, protocol: tcp}\n"+
+		"  - {name: s, kind: sip, host: h, protocol: tls}\n"+
+		"  - {name: u2, kind: sip, host: h, protocol: udp, source_port: 5070}\n", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type tp struct {
+		transport, protocol string
+		port, source        int
+	}
+	want := []tp{
+		{"udp", "udp", sip.DefaultPort, 5060},
+		{"tcp", "tcp", sip.DefaultPort, 0},
+		{"tls", "tcp", sip.TransportPorts["tls"], 0},
+		{"udp", "udp", sip.DefaultPort, 5070},
+	}
+	for i, c := range checks {
+		if got := (tp{c.Transport, c.Protocol, c.Port, c.SourcePort}); got != want[i] {
+			t.Errorf("%s: %+v, want %+v", c.Name, got, want[i])
+		}
+		if c.Interval != max(DefaultInterval, sip.MinInterval) {
+			t.Errorf("%s: interval %s", c.Name, c.Interval)
+		}
+	}
+	if sip.DefaultPort != 5060 || sip.TransportPorts["tls"] != 5061 {
+		t.Errorf("sip ports %d, %v: the README and quickstart say 5060 and 5061", sip.DefaultPort, sip.TransportPorts)
+	}
+
+	_, err = build("checks:\n"+
+		"  - {name: a, kind: sip, host: h, protocol: sctp}\n"+
+		"  - {name: b, kind: sip, host: h, protocol: tls, source_port: 5060}\n"+
+		"  - name: c\n    kind: sip\n    host: h\n    protocol: tcp\n    source_port: 5060\n"+
+		"  - {name: d, kind: sip, host: h, payload: echo}\n", Options{})
+	checkErr(t, err, []string{
+		`config.yml:2: protocol in check "a": kind sip speaks udp, tcp or tls (default udp), got "sctp"`,
+		`config.yml:3: source_port in check "b": kind sip binds a source port only with protocol: udp, and this check uses tls`,
+		`config.yml:8: source_port in check "c": kind sip binds a source port only with protocol: udp, and this check uses tcp`,
+		`config.yml:9: payload in check "d": only kind udp takes payload; this check is kind sip`,
+	})
+}
+
 // The transport rules, on kinds shaped like sip and listen whether or not
 // those are registered yet.
 func TestTransport(t *testing.T) {
@@ -344,6 +436,8 @@ func TestProtocolHint(t *testing.T) {
 		{"tcp", "sctp", "; protocol: chooses the transport only for kind listen or sip"},
 		{"ntp", "tcp", "; protocol: chooses the transport only for kind listen or sip"},
 		{"tls", "tls", "; protocol: chooses the transport only for kind listen or sip"},
+		{"sip", "sctp", ""},
+		{"listen", "tcp", ""},
 	}
 	for _, tt := range tests {
 		if got := protocolHint(kinds[tt.kind], tt.protocol, kinds); got != tt.want {
