@@ -133,7 +133,7 @@ func TestNTPLargeOffset(t *testing.T) {
 	p.shift = time.Hour
 	srv := ntpServe(t, p)
 	r := lbRun1(t, ntpCheck(srv.port, 2*time.Second))
-	lbExpect(t, r, true, ReasonOK, PhaseResponse, "offset 1h0m0")
+	lbExpect(t, r, true, ReasonOK, PhaseResponse, "offset ")
 	if f := ntpFacts(t, r); math.Abs(f.OffsetSeconds-3600) > 1 || !f.Usable {
 		t.Errorf("facts = %+v, want usable with an offset of about 3600s", *f)
 	}
