@@ -29,3 +29,6 @@ func enableRecvErr(string, string, syscall.RawConn) error { return nil }
 
 // connErrQueue: no error queue to read.
 func connErrQueue(syscall.Conn) *ICMPError { return nil }
+
+// enableRecvErrReuseAddr: no error queue, and the platform's default reuse rules.
+func enableRecvErrReuseAddr(string, string, syscall.RawConn) error { return nil }

@@ -107,3 +107,18 @@ func connErrQueue(c syscall.Conn) *ICMPError {
 	_ = rc.Control(func(fd uintptr) { e = readErrQueue(int(fd)) })
 	return e
 }
+
+// enableRecvErrReuseAddr is enableRecvErr plus SO_REUSEADDR, for sockets
+// bound to a fixed source port that other checks may share.
+func enableRecvErrReuseAddr(network, address string, c syscall.RawConn) error {
+	if err := enableRecvErr(network, address, c); err != nil {
+		return err
+	}
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -356,5 +357,29 @@ func TestUDPFactsJSON(t *testing.T) {
 	}
 	if strings.Contains(string(b), "offset_seconds") {
 		t.Errorf("facts JSON %s carries NTP facts", b)
+	}
+}
+
+// Checks sharing a source port (several NTP servers from 123) run at the same
+// time: each connected socket gets its own replies.
+func TestUDPSharedSourcePort(t *testing.T) {
+	srvA := udpServe(t, echoHandler)
+	srvB := udpServe(t, echoHandler)
+	src := udpFreePort(t)
+	checks := []*Check{
+		udpCheck(srvA.port, UDPOptions{Payload: "echo"}, 2*time.Second),
+		udpCheck(srvB.port, UDPOptions{Payload: "echo"}, 2*time.Second),
+	}
+	results := make(chan []Result, len(checks))
+	for _, c := range checks {
+		c.SourcePort = src
+		go func() { results <- Run(context.Background(), c) }()
+	}
+	for range checks {
+		rs := <-results
+		if len(rs) != 1 {
+			t.Fatalf("%d results", len(rs))
+		}
+		lbExpect(t, rs[0], true, ReasonOK, PhaseResponse, "from source port "+strconv.Itoa(src))
 	}
 }

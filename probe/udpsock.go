@@ -38,6 +38,11 @@ func dialUDP(ctx context.Context, t Target) (*net.UDPConn, error) {
 	d := net.Dialer{Control: enableRecvErr}
 	if t.Check.SourcePort != 0 {
 		d.LocalAddr = &net.UDPAddr{Port: t.Check.SourcePort}
+		// Several checks may send from the same port (NTP servers from 123)
+		// at once. Each socket is connected to its own peer, so the kernel
+		// still hands every reply to the right one; a daemon that holds
+		// the port without SO_REUSEADDR keeps it to itself.
+		d.Control = enableRecvErrReuseAddr
 	}
 	c, err := d.DialContext(ctx, network, t.HostPort())
 	if err != nil {
