@@ -189,6 +189,7 @@ func Kinds() map[string]KindSpec {
 		{Name: "imaps", Protocol: "tcp", DefaultPort: 993, Prober: probeIMAPS},
 		{Name: "pop3s", Protocol: "tcp", DefaultPort: 995, Prober: probePOP3S},
 		{Name: "ftp", Protocol: "tcp", DefaultPort: 21, Prober: probeFTP},
+		{Name: "sip", Protocol: "udp", DefaultPort: sipPort, Transports: []string{"udp", "tcp", "tls"}, TransportPorts: map[string]int{"tls": sipsPort}, MinInterval: 5 * time.Minute, Prober: probeSIP},
 		{Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}, Prober: probeListen},
 		{Name: "broadcast", Protocol: "udp", Prober: probeBroadcast},
 	}

@@ -105,6 +105,7 @@ type Facts struct {
 	*UDPFacts
 	*GreetingFacts
 	*FTPFacts
+	*SIPFacts
 	*HTTPFacts
 	*ListenFacts
 	*BroadcastFacts
@@ -180,6 +181,9 @@ func (f Facts) MarshalJSON() ([]byte, error) {
 	}
 	if f.FTPFacts != nil {
 		parts = append(parts, f.FTPFacts)
+	}
+	if f.SIPFacts != nil {
+		parts = append(parts, f.SIPFacts)
 	}
 	if f.HTTPFacts != nil {
 		parts = append(parts, f.HTTPFacts)
