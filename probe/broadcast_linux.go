@@ -72,7 +72,7 @@ func watchBound(ctx context.Context, port int, v6 bool, c *broadcastCount) (boun
 	if err := pc.SetReadDeadline(deadline); err != nil {
 		return true, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Unix(1, 0)) })
+	stop := interruptWhenDone(ctx, pc.SetReadDeadline)
 	defer stop()
 
 	// The destination address (IP_PKTINFO / IPV6_PKTINFO) tells a broadcast

@@ -46,7 +46,7 @@ func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 			return nil, &DialError{Op: "connect", Err: err}
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
+	stop := interruptWhenDone(ctx, f.SetWriteDeadline)
 	defer stop()
 
 	rc, err := f.SyscallConn()

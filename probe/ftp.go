@@ -295,14 +295,6 @@ func probeFTP(ctx context.Context, t Target) Result {
 	return r
 }
 
-// bindDeadline makes conn's reads and writes end at ctx's deadline or when
-// ctx is cancelled; the returned func undoes the cancellation hook.
-func bindDeadline(ctx context.Context, conn net.Conn) func() bool {
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
-	}
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-}
 
 // soonerOf is d from now, or ctx's deadline when that comes first: a short
 // courtesy wait must not outlast the check.

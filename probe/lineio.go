@@ -124,9 +124,9 @@ func armConnDeadline(ctx context.Context, conn net.Conn) {
 
 // watchConn arms conn's deadline and ends pending reads and writes at once
 // when ctx is cancelled. Call the returned stop before closing conn.
-func watchConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+func watchConn(ctx context.Context, conn net.Conn) (stop func()) {
 	armConnDeadline(ctx, conn)
-	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	return interruptWhenDone(ctx, conn.SetDeadline)
 }
 
 // graceDeadline shortens conn's deadline to at most d from now, for the

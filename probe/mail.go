@@ -131,7 +131,7 @@ type mailSession struct {
 	raw   net.Conn
 	conn  net.Conn // raw, or the TLS connection over it
 	lr    *boundedLineReader
-	stop  func() bool
+	stop  func()
 	login *mailLogin
 	facts *GreetingFacts
 	// ready is when the server could first speak on the current layer.

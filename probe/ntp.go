@@ -85,7 +85,7 @@ func queryNTP(ctx context.Context, t Target, queriesLeft int) (*ntp.Response, in
 	}
 	var nc *ntpConn
 	var dialErr error
-	stop := func() bool { return false }
+	stop := func() {}
 	opts := ntp.QueryOptions{
 		Timeout: perQuery,
 		Dialer: func(string, string) (net.Conn, error) {
@@ -95,7 +95,7 @@ func queryNTP(ctx context.Context, t Target, queriesLeft int) (*ntp.Response, in
 				return nil, err
 			}
 			nc = &ntpConn{UDPConn: c, ctx: ctx, begin: time.Now()}
-			stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+			stop = interruptWhenDone(ctx, c.SetDeadline)
 			return nc, nil
 		},
 	}

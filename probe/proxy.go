@@ -211,7 +211,7 @@ func connectTunnel(ctx context.Context, conn net.Conn, pu *url.URL, target strin
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := interruptWhenDone(ctx, conn.SetDeadline)
 	defer stop()
 
 	var req strings.Builder

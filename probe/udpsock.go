@@ -73,7 +73,7 @@ func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]b
 	if d, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(d)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	stop := interruptWhenDone(ctx, c.SetDeadline)
 	defer stop()
 
 	if _, err := c.Write(req); err != nil {
