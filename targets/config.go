@@ -7,6 +7,7 @@ import (
 	"embed"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/connprobe/connprobe/probe"
@@ -47,7 +48,22 @@ const (
 	// MaxRootDistanceLimit is NTP's MAXDISP: a larger threshold would
 	// accept any server, however unsynchronised.
 	MaxRootDistanceLimit = 16 * time.Second
+
+	// DefaultHTTPMethod, DefaultHTTPPath, DefaultMaxRedirects and
+	// DefaultExpectStatus (a function, so that no caller can change it) are
+	// the http and https kinds' defaults, written into every such check so
+	// that what runs is what the check shows. They match probe's own.
+	DefaultHTTPMethod   = "GET"
+	DefaultHTTPPath     = "/"
+	DefaultMaxRedirects = 5
+	// MaxRedirectsLimit bounds max_redirects: a longer chain is a loop or
+	// a misconfiguration, and every hop costs the vendor a request.
+	MaxRedirectsLimit = 20
 )
+
+// DefaultExpectStatus is the status range an http or https check accepts
+// unless expect_status says otherwise: success and redirects.
+func DefaultExpectStatus() [][2]int { return [][2]int{{200, 399}} }
 
 // embedded holds the quickstart config and the built-in profile catalogue.
 //
@@ -62,6 +78,11 @@ type Config struct {
 	TLS      TLSSpec      // global TLS defaults; ServerName is always empty
 	Profiles []ProfileRef // profiles: built-in or directory profiles to enable
 	Custom   []CheckSpec  // checks: the user's own checks
+
+	// Proxy is the top-level proxy: (an http:// URL or "direct"), the
+	// default of every check that connects out over TCP; "" when not set.
+	Proxy     string
+	proxyLine int
 }
 
 // Defaults is the defaults: section. Zero values mean "not set".
@@ -92,7 +113,7 @@ type ProfileRef struct {
 }
 
 // CheckSpec is one check as written, in a config file or a profile. Host,
-// Port, Ports, DNSServer, TLS.ServerName, SourcePort and Query may hold
+// Port, Ports, DNSServer, TLS.ServerName, SourcePort, Query and Proxy may hold
 // "${param}" in profiles, which is why ports stay strings until expansion.
 type CheckSpec struct {
 	Name      string
@@ -121,8 +142,42 @@ type CheckSpec struct {
 
 	NTP NTPSpec
 
+	// Proxy is the proxy: key (an http:// URL or "direct"); "" when not set.
+	// It may hold ${param} in profiles.
+	Proxy string
+
+	// Credentials (kinds ftp, smtp, smtps, imaps, pop3s): a user and where
+	// its password is. PasswordFile is as written (resolved against the
+	// file's directory when expanded); the password itself is never read
+	// here.
+	User         string
+	PasswordFile string
+	PasswordEnv  string
+
+	FTP  FTPSpec
+	HTTP HTTPSpec
+
 	lines     map[string]int // key -> line; "" -> the entry itself
 	portLines []int
+}
+
+// FTPSpec is the ftp: section of an ftp check. Zero values mean "not set".
+type FTPSpec struct {
+	ExplicitTLS      bool
+	Path             string
+	TrustPASVAddress bool
+	lines            map[string]int
+}
+
+// HTTPSpec holds the http and https kinds' keys (method, path,
+// expect_status, max_redirects, follow_redirects), which sit directly in
+// the check. Zero values mean "not set".
+type HTTPSpec struct {
+	Method          string
+	Path            string
+	ExpectStatus    [][2]int // nil: not set
+	MaxRedirects    int
+	FollowRedirects *bool // nil: not set (default true)
 }
 
 // NTPSpec is the ntp: section of an ntp check. Zero values mean "not set".
@@ -137,6 +192,15 @@ type paramField struct {
 	line       int
 }
 
+// shown is the field's value as errors quote it: a proxy URL's password
+// is masked.
+func (f paramField) shown() string {
+	if f.key == "proxy" {
+		return strconv.Quote(maskProxy(f.value))
+	}
+	return strconv.Quote(f.value)
+}
+
 // paramFields are the fields that may reference params, with their lines.
 func (c *CheckSpec) paramFields() []paramField {
 	out := []paramField{
@@ -146,6 +210,7 @@ func (c *CheckSpec) paramFields() []paramField {
 		{"tls.server_name", c.TLS.ServerName, c.TLS.lines["server_name"]},
 		{"source_port", c.SourcePort, c.lines["source_port"]},
 		{"query", c.Query, c.lines["query"]},
+		{"proxy", c.Proxy, c.lines["proxy"]},
 	}
 	for i, p := range c.Ports {
 		out = append(out, paramField{"ports", p, c.portLines[i]})

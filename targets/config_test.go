@@ -20,8 +20,10 @@ import (
 )
 
 // checkKeys is the list of check keys that an unknown-key error names.
-const checkKeys = "dns_server, essential, expect_reply, host, interval, ip_family, kind, name, ntp, payload, " +
-	"port, ports, protocol, query, send, send_hex, source_port, timeout, tls"
+// A refused password: is not among them: it is refused with its reason.
+const checkKeys = "dns_server, essential, expect_reply, expect_status, follow_redirects, ftp, host, interval, " +
+	"ip_family, kind, max_redirects, method, name, ntp, password_env, password_file, path, payload, " +
+	"port, ports, protocol, proxy, query, send, send_hex, source_port, timeout, tls, user"
 
 // kindList is how errors list the kinds; it grows as probe gains kinds.
 func kindList() string { return strings.Join(probe.KindNames(), ", ") }

@@ -105,6 +105,13 @@ func (d *decoder) errorf(line int, format string, args ...any) {
 // line of each key in lines (if not nil) and hands each value to its handler.
 // A null value counts as an empty mapping so that "tls:" alone is harmless.
 func (d *decoder) fields(n *yaml.Node, where string, lines map[string]int, handlers map[string]func(v *yaml.Node)) {
+	d.fieldsRefusing(n, where, lines, handlers, nil)
+}
+
+// fieldsRefusing is fields with keys that are refused with a reason of
+// their own (refused[key] reports it, given the key's node) rather than as
+// unknown; they are not offered as suggestions either.
+func (d *decoder) fieldsRefusing(n *yaml.Node, where string, lines map[string]int, handlers map[string]func(v *yaml.Node), refused map[string]func(k *yaml.Node)) {
 	n = resolve(n)
 	if isNull(n) {
 		return
@@ -126,6 +133,10 @@ func (d *decoder) fields(n *yaml.Node, where string, lines map[string]int, handl
 			continue
 		}
 		seen[k.Value] = k.Line
+		if r, ok := refused[k.Value]; ok {
+			r(k)
+			continue
+		}
 		h, ok := handlers[k.Value]
 		if !ok {
 			d.errorf(k.Line, "unknown key %q in %s%s", k.Value, where, suggest(k.Value, known))
@@ -260,7 +271,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		where = fmt.Sprintf("check %q", name)
 	}
 	var portsNode *yaml.Node
-	d.fields(n, where, c.lines, map[string]func(v *yaml.Node){
+	d.fieldsRefusing(n, where, c.lines, map[string]func(v *yaml.Node){
 		"name": func(v *yaml.Node) { c.Name = d.str(v, "name", where) },
 		"kind": func(v *yaml.Node) { c.Kind = d.str(v, "kind", where) },
 		"host": func(v *yaml.Node) { c.Host = d.str(v, "host", where) },
@@ -288,6 +299,20 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		"query":        func(v *yaml.Node) { c.Query = d.str(v, "query", where) },
 		"expect_reply": func(v *yaml.Node) { c.ExpectReply = d.boolean(v, "expect_reply", where) },
 		"ntp":          func(v *yaml.Node) { c.NTP = d.ntp(v, where) },
+
+		"proxy":         func(v *yaml.Node) { c.Proxy = d.str(v, "proxy", where) },
+		"user":          func(v *yaml.Node) { c.User = d.user(v, where) },
+		"password_file": func(v *yaml.Node) { c.PasswordFile = d.passwordFile(v, where) },
+		"password_env":  func(v *yaml.Node) { c.PasswordEnv = d.passwordEnv(v, where) },
+		"ftp":           func(v *yaml.Node) { c.FTP = d.ftp(v, where) },
+
+		"method":           func(v *yaml.Node) { c.HTTP.Method = d.method(v, where) },
+		"path":             func(v *yaml.Node) { c.HTTP.Path = d.httpPath(v, "path", where) },
+		"expect_status":    func(v *yaml.Node) { c.HTTP.ExpectStatus = d.expectStatus(v, where) },
+		"max_redirects":    func(v *yaml.Node) { c.HTTP.MaxRedirects = d.maxRedirects(v, where) },
+		"follow_redirects": func(v *yaml.Node) { c.HTTP.FollowRedirects = d.boolean(v, "follow_redirects", where) },
+	}, map[string]func(k *yaml.Node){
+		"password": func(k *yaml.Node) { d.errorf(k.Line, "%s", passwordRefusal(where)) },
 	})
 	if portsNode != nil {
 		c.Ports, c.portLines = d.ports(portsNode, where)
@@ -300,6 +325,9 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 	}
 	if c.NTP.lines == nil {
 		c.NTP.lines = map[string]int{}
+	}
+	if c.FTP.lines == nil {
+		c.FTP.lines = map[string]int{}
 	}
 
 	switch {
@@ -330,7 +358,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 	// Only fields that name a place may take params; elsewhere "${" is a mistake.
 	for _, f := range c.paramFields() {
 		if !inProfile && strings.Contains(f.value, "${") {
-			d.errorf(f.line, "%s in %s holds %q, but ${...} params work only in profiles", f.key, where, f.value)
+			d.errorf(f.line, "%s in %s holds %s, but ${...} params work only in profiles", f.key, where, f.shown())
 		}
 	}
 	return c
@@ -477,6 +505,13 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{Source: d.file}
 	d.fields(root, "the top level", nil, map[string]func(v *yaml.Node){
 		"defaults": func(v *yaml.Node) { c.Defaults = d.defaults(v) },
+		"proxy": func(v *yaml.Node) {
+			c.Proxy, c.proxyLine = d.str(v, "proxy", "the top level"), v.Line
+			if strings.Contains(c.Proxy, "${") {
+				d.errorf(v.Line, "proxy at the top level holds %q, but ${...} params work only in profiles", maskProxy(c.Proxy))
+				c.Proxy = "" // reported; not judged again as a URL
+			}
+		},
 		"tls":      func(v *yaml.Node) { c.TLS = d.tls(v, "", true) },
 		"profiles": func(v *yaml.Node) { c.Profiles = d.profileRefs(v) },
 		"checks":   func(v *yaml.Node) { c.Custom = d.checks(v, false) },
@@ -519,7 +554,7 @@ func (d *decoder) profile(root *yaml.Node) *Profile {
 				}
 			}
 			if !ok {
-				d.errorf(f.line, "%s of check %q holds a malformed param reference %q; write ${name}", f.key, c.Name, f.value)
+				d.errorf(f.line, "%s of check %q holds a malformed param reference %s; write ${name}", f.key, c.Name, f.shown())
 			}
 		}
 	}

@@ -84,6 +84,11 @@ func (c *Config) checkGlobals(dir string, errs *errList) {
 			errs.add(c.Source, lineOr(c.Defaults.lines, "dns_server", 0), "dns_server in defaults: %s", msg)
 		}
 	}
+	if c.Proxy != "" {
+		if msg := proxyProblem(c.Proxy); msg != "" {
+			errs.add(c.Source, c.proxyLine, "proxy at the top level: %q %s", maskProxy(c.Proxy), msg)
+		}
+	}
 	if f := c.TLS.CAFile; f != "" {
 		if msg := caFileProblem(resolvePath(dir, f)); msg != "" {
 			errs.add(c.Source, lineOr(c.TLS.lines, "ca_file", 0), "ca_file in the global tls: %s", msg)
@@ -330,6 +335,59 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		tlsOpt.ExpectIssuer = s.TLS.ExpectIssuer
 	}
 
+	// A proxy applies only where the kind connects out over TCP (checked
+	// when parsed): the top-level one is the default there, and nowhere else.
+	var proxy string
+	if proxyable(kind, variant) {
+		proxy = c.Proxy
+		if s.lines["proxy"] > 0 {
+			v := substitute(s.Proxy, sc.params)
+			switch {
+			case s.Proxy == "":
+				fail("proxy", `is empty; write "direct" for no proxy, or remove proxy: to use the top-level one`)
+			case v == "":
+				// A param left empty: the top-level proxy applies.
+			default:
+				if msg := proxyProblem(v); msg != "" {
+					fail("proxy", "%s %s", proxyShown(v, s.Proxy), msg)
+				}
+				proxy = v
+			}
+		}
+	}
+
+	// Credentials were checked against the kind when parsed; the password
+	// file is only proven readable here, never read.
+	cred := probe.Credentials{User: s.User, PasswordEnv: s.PasswordEnv}
+	if s.PasswordFile != "" {
+		cred.PasswordFile = resolvePath(sc.dir, s.PasswordFile)
+		if msg := passwordFileProblem(cred.PasswordFile); msg != "" {
+			fail("password_file", "%s", msg)
+		}
+	}
+
+	var ftp probe.FTPOptions
+	if kind.Name == "ftp" {
+		ftp = probe.FTPOptions{ExplicitTLS: s.FTP.ExplicitTLS, Path: s.FTP.Path, TrustPASVAddress: s.FTP.TrustPASVAddress}
+	}
+	var httpOpt probe.HTTPOptions
+	if kind.Name == "http" || kind.Name == "https" {
+		h := s.HTTP
+		httpOpt = probe.HTTPOptions{
+			Method:       firstSet(h.Method, DefaultHTTPMethod),
+			Path:         firstSet(h.Path, DefaultHTTPPath),
+			ExpectStatus: h.ExpectStatus,
+			MaxRedirects: h.MaxRedirects,
+			NoRedirects:  h.FollowRedirects != nil && !*h.FollowRedirects,
+		}
+		if httpOpt.ExpectStatus == nil {
+			httpOpt.ExpectStatus = DefaultExpectStatus()
+		}
+		if httpOpt.MaxRedirects == 0 && !httpOpt.NoRedirects {
+			httpOpt.MaxRedirects = DefaultMaxRedirects
+		}
+	}
+
 	sourcePort := 0
 	if s.SourcePort != "" {
 		v, shown := sub(s.SourcePort)
@@ -373,25 +431,40 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 	if len(errs.errs) > nErrs {
 		return nil
 	}
+	// Range names the checks of one ports: value with more than one port,
+	// spelled as written (a list joined with ","), after substitution.
+	rng := ""
+	if len(s.Ports) > 0 && len(ports) > 1 {
+		parts := make([]string, len(s.Ports))
+		for i, raw := range s.Ports {
+			parts[i] = strings.Join(strings.Fields(substitute(raw, sc.params)), "")
+		}
+		rng = strings.Join(parts, ",")
+	}
 	out := make([]*probe.Check, 0, len(ports))
 	for _, p := range ports {
 		out = append(out, &probe.Check{
-			Profile:    sc.profile,
-			Name:       s.Name,
-			Kind:       kind.Name,
-			Host:       host,
-			Port:       p,
-			Protocol:   label,
-			Transport:  variant,
-			IPFamily:   family,
-			Essential:  essential,
-			Interval:   interval,
-			Timeout:    timeout,
-			DNSServer:  dns,
-			SourcePort: sourcePort,
-			TLS:        tlsOpt,
-			UDP:        udp,
-			NTP:        ntp,
+			Profile:     sc.profile,
+			Name:        s.Name,
+			Kind:        kind.Name,
+			Host:        host,
+			Port:        p,
+			Protocol:    label,
+			Transport:   variant,
+			IPFamily:    family,
+			Essential:   essential,
+			Interval:    interval,
+			Timeout:     timeout,
+			DNSServer:   dns,
+			Range:       rng,
+			SourcePort:  sourcePort,
+			Proxy:       proxy,
+			Credentials: cred,
+			TLS:         tlsOpt,
+			UDP:         udp,
+			NTP:         ntp,
+			FTP:         ftp,
+			HTTP:        httpOpt,
 		})
 	}
 	return out

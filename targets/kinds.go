@@ -14,7 +14,8 @@ import (
 
 // Keys that only some kinds take: protocol (the transport of kinds that
 // have several), source_port, the udp kind's request and the ntp kind's
-// options. They are checked as soon as the kind is known, while the file is
+// options here; tls, proxy, credentials, ftp: and the http keys in
+// options.go. They are checked as soon as the kind is known, while the file is
 // parsed, so that a profile with a misplaced key fails when it is loaded
 // and not only when someone enables it. Values that may hold ${param}
 // (source_port, query) are checked again after substitution, in expand.
@@ -126,6 +127,7 @@ func (d *decoder) kindKeys(c *CheckSpec, k probe.KindSpec, where string) {
 	if ln := c.lines["ntp"]; ln > 0 && k.Name != "ntp" {
 		d.errorf(ln, "ntp in %s: only kind ntp takes ntp: options; this check is kind %s", where, k.Name)
 	}
+	d.optionKeys(c, k, variant, msg == "", where)
 }
 
 // udpRequest checks that a udp check says what to send, in one way only.

@@ -607,10 +607,17 @@ func TestQuickstartCommentedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
-	// internal-api names a ca_file that exists only on the user's machine.
+	// internal-api and mail-submission name files that exist only on the
+	// user's machine.
 	var custom []CheckSpec
 	for _, c := range cfg.Custom {
-		if c.Name != "internal-api" {
+		switch c.Name {
+		case "internal-api":
+		case "mail-submission":
+			if c.Kind != "smtp" || c.User == "" || c.PasswordFile == "" {
+				t.Errorf("mail-submission: %+v", c)
+			}
+		default:
 			custom = append(custom, c)
 		}
 	}
@@ -625,6 +632,14 @@ func TestQuickstartCommentedExamples(t *testing.T) {
 	}
 	if c := byName["vendor-stun"]; c == nil || c.UDP.Payload != "stun" || c.Protocol != "udp" {
 		t.Errorf("vendor-stun: %+v", c)
+	}
+	if c := byName["vendor-portal"]; c == nil || c.Proxy != "http://proxy.example.com:3128" ||
+		!reflect.DeepEqual(c.HTTP, probe.HTTPOptions{Method: "HEAD", Path: "/health", ExpectStatus: [][2]int{{200, 200}, {300, 399}}, MaxRedirects: 3}) {
+		t.Errorf("vendor-portal: %+v", c)
+	}
+	if c := byName["vendor-ftp"]; c == nil || c.Credentials != (probe.Credentials{User: "probe", PasswordEnv: "FTP_PASSWORD"}) ||
+		c.FTP != (probe.FTPOptions{ExplicitTLS: true, Path: "/pub/"}) {
+		t.Errorf("vendor-ftp: %+v", c)
 	}
 	if c := byName["clock"]; c == nil || c.Port != 123 || c.SourcePort != 123 || c.Interval != 5*time.Minute ||
 		c.NTP != (probe.NTPOptions{Samples: 1, MaxRootDistance: 1500 * time.Millisecond}) {

@@ -106,9 +106,9 @@ profiles:
 		{Name: "api", Kind: "tcp", Host: "own.test", Port: 1, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 4 * time.Second},
 		{Profile: "vendor", Name: "api", Kind: "tls", Host: "api.eu.vendor.test", Port: 8443, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 4 * time.Second,
 			TLS: probe.TLSOptions{ServerName: "api.eu.vendor.test"}},
-		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23100, Protocol: "tcp", IPFamily: "both", Interval: 2 * time.Minute, Timeout: 4 * time.Second},
-		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23101, Protocol: "tcp", IPFamily: "both", Interval: 2 * time.Minute, Timeout: 4 * time.Second},
-		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23102, Protocol: "tcp", IPFamily: "both", Interval: 2 * time.Minute, Timeout: 4 * time.Second},
+		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23100, Protocol: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second},
+		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23101, Protocol: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second},
+		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23102, Protocol: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second},
 		{Profile: "plain", Name: "web", Kind: "tcp", Host: "www.plain.test", Port: 80, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 4 * time.Second},
 	}
 	if got := deref(checks); !reflect.DeepEqual(got, want) {
