@@ -220,7 +220,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	if err := a.Run(ctx); err != nil {
+	// runService is a.Run, under the service control manager on Windows.
+	if err := runService(ctx, a.Run); err != nil {
 		logger.Error("agent stopped", "err", err)
 		return 1
 	}
