@@ -295,7 +295,6 @@ func probeFTP(ctx context.Context, t Target) Result {
 	return r
 }
 
-
 // soonerOf is d from now, or ctx's deadline when that comes first: a short
 // courtesy wait must not outlast the check.
 func soonerOf(ctx context.Context, d time.Duration) time.Time {
