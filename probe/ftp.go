@@ -615,7 +615,11 @@ func (s *ftpSession) passive() (Target, error) {
 	}
 	c := *s.t.Check
 	c.Port = port
-	return Target{Check: &c, Addr: addr, Family: familyOf(addr)}, nil
+	family := s.t.Family // through a proxy there is no address: the tunnel goes to host:port
+	if addr != nil {
+		family = familyOf(addr)
+	}
+	return Target{Check: &c, Addr: addr, Family: family}, nil
 }
 
 // parseEPSV reads "(|||port|)" (any delimiter) from a 229 reply.
