@@ -58,6 +58,18 @@ type Check struct {
 	NTP  NTPOptions
 	FTP  FTPOptions
 	HTTP HTTPOptions
+
+	// Meta describes a profile check for people; empty for custom checks.
+	// Nothing is probed by it.
+	Meta CheckMeta
+}
+
+// CheckMeta is what a profile says about a check: plain text for output.
+type CheckMeta struct {
+	Direction string // "out" or "in"
+	Level     string // "essential", "recommended" or "conditional"
+	Purpose   string // what the check proves
+	Source    string // the document row (or note) it follows
 }
 
 // Credentials name a user and where its password is; the password never

@@ -157,6 +157,10 @@ type CheckSpec struct {
 	FTP  FTPSpec
 	HTTP HTTPSpec
 
+	// Meta holds the keys only profile checks take: direction, level,
+	// when, purpose and source. Zero in a config file's checks.
+	Meta CheckMeta
+
 	lines     map[string]int // key -> line; "" -> the entry itself
 	portLines []int
 }
@@ -265,8 +269,23 @@ func Default() (*Config, error) {
 
 // Build loads the config at path (the embedded quickstart when path is ""
 // and no --profile is given; an empty config when only profiles are given)
-// and expands it into checks.
+// and expands it into checks. Profile checks skipped for want of a param
+// are left out; BuildPlan lists them.
 func Build(path string, opts Options) ([]*probe.Check, *Config, error) {
+	plan, err := BuildPlan(path, opts)
+	if err != nil {
+		var cfg *Config
+		if plan != nil {
+			cfg = plan.Config
+		}
+		return nil, cfg, err
+	}
+	return plan.Checks, plan.Config, nil
+}
+
+// BuildPlan is Build with the skipped profile checks. On an error in the
+// checks, the returned Plan holds only the Config.
+func BuildPlan(path string, opts Options) (*Plan, error) {
 	var cfg *Config
 	var err error
 	switch {
@@ -278,11 +297,11 @@ func Build(path string, opts Options) ([]*probe.Check, *Config, error) {
 		cfg = &Config{Source: "command line"}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	checks, err := cfg.Checks(opts)
+	plan, err := cfg.Expand(opts)
 	if err != nil {
-		return nil, cfg, err
+		return &Plan{Config: cfg}, err
 	}
-	return checks, cfg, nil
+	return plan, nil
 }

@@ -126,6 +126,12 @@ func TestParseErrors(t *testing.T) {
 			`config.yml:5: unknown key "ca_fle" in tls of check "a" (did you mean "ca_file"?)`}},
 		{"param outside profile", "checks:\n  - {name: a, kind: tls, host: '${h}'}\n", []string{
 			`config.yml:2: host in check "a" holds "${h}", but ${...} params work only in profiles`}},
+		{"profile-check keys in a config check", "checks:\n  - name: a\n    kind: tcp\n    host: h\n    port: 1\n    level: essential\n    direction: out\n    when: x\n    purpose: p\n    source: {note: n}\n", []string{
+			`config.yml:6: level in check "a" works only in profile checks; in a config file write essential: true or false`,
+			`config.yml:7: direction in check "a" works only in profile checks`,
+			`config.yml:8: when in check "a" works only in profile checks`,
+			`config.yml:9: purpose in check "a" works only in profile checks`,
+			`config.yml:10: source in check "a" works only in profile checks`}},
 		{"profiles entry unknown key", "profiles:\n  - name: p\n    parms: {a: 1}\n", []string{
 			`config.yml:3: unknown key "parms" in profile "p" (did you mean "params"?)`}},
 		{"profile listed twice", "profiles:\n  - p\n  - name: p\n", []string{

@@ -271,7 +271,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		where = fmt.Sprintf("check %q", name)
 	}
 	var portsNode *yaml.Node
-	d.fieldsRefusing(n, where, c.lines, map[string]func(v *yaml.Node){
+	handlers := map[string]func(v *yaml.Node){
 		"name": func(v *yaml.Node) { c.Name = d.str(v, "name", where) },
 		"kind": func(v *yaml.Node) { c.Kind = d.str(v, "kind", where) },
 		"host": func(v *yaml.Node) { c.Host = d.str(v, "host", where) },
@@ -311,9 +311,27 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		"expect_status":    func(v *yaml.Node) { c.HTTP.ExpectStatus = d.expectStatus(v, where) },
 		"max_redirects":    func(v *yaml.Node) { c.HTTP.MaxRedirects = d.maxRedirects(v, where) },
 		"follow_redirects": func(v *yaml.Node) { c.HTTP.FollowRedirects = d.boolean(v, "follow_redirects", where) },
-	}, map[string]func(k *yaml.Node){
+	}
+	refused := map[string]func(k *yaml.Node){
 		"password": func(k *yaml.Node) { d.errorf(k.Line, "%s", passwordRefusal(where)) },
-	})
+	}
+	if inProfile {
+		d.metaKeys(&c, where, handlers, refused)
+	} else {
+		for _, key := range metaKeyNames() {
+			refused[key] = func(k *yaml.Node) {
+				hint := ""
+				if key == "level" {
+					hint = "; in a config file write essential: true or false"
+				}
+				d.errorf(k.Line, "%s in %s works only in profile checks%s", key, where, hint)
+			}
+		}
+	}
+	d.fieldsRefusing(n, where, c.lines, handlers, refused)
+	if inProfile {
+		d.checkMeta(&c, n, where)
+	}
 	if portsNode != nil {
 		c.Ports, c.portLines = d.ports(portsNode, where)
 		if c.Port != "" {
@@ -527,6 +545,8 @@ func (d *decoder) profile(root *yaml.Node) *Profile {
 	d.fields(root, where, nil, map[string]func(v *yaml.Node){
 		"name":        func(v *yaml.Node) { p.Name = d.str(v, "name", where) },
 		"description": func(v *yaml.Node) { p.Description = d.str(v, "description", where) },
+		"source":      func(v *yaml.Node) { p.Origin = d.sourceRef(v, where, false) },
+		"not_covered": func(v *yaml.Node) { p.NotCovered = d.notCovered(v) },
 		"params":      func(v *yaml.Node) { p.Params = d.paramDecls(v) },
 		"checks":      func(v *yaml.Node) { checksNode, checksLine = v, v.Line },
 	})
@@ -541,16 +561,35 @@ func (d *decoder) profile(root *yaml.Node) *Profile {
 	if len(p.Checks) == 0 {
 		d.errorf(checksLine, "profile %q has no checks", p.Name)
 	}
-	declared := map[string]bool{}
+	declared := map[string]Param{}
+	var bools []string
 	for _, prm := range p.Params {
-		declared[prm.Name] = true
+		declared[prm.Name] = prm
+		if prm.Type == ParamBool {
+			bools = append(bools, prm.Name)
+		}
 	}
 	for _, c := range p.Checks {
+		if w := c.Meta.When; w != "" {
+			prm, ok := declared[w]
+			switch {
+			case !ok && len(bools) == 0:
+				d.errorf(c.lines["when"], "when of check %q names %q, which is not declared under params: (declare it with type: bool)", c.Name, w)
+			case !ok:
+				d.errorf(c.lines["when"], "when of check %q names %q, which is not declared under params:%s", c.Name, w, suggest(w, bools))
+			case prm.Type != ParamBool:
+				d.errorf(c.lines["when"], "when of check %q names param %q, which is a %s; when: takes a param of type: bool", c.Name, w, prm.Type)
+			}
+		}
 		for _, f := range c.paramFields() {
 			refs, ok := paramRefs(f.value)
 			for _, ref := range refs {
-				if !declared[ref] {
+				prm, known := declared[ref]
+				switch {
+				case !known:
 					d.errorf(f.line, "%s of check %q uses ${%s}, which is not declared under params:", f.key, c.Name, ref)
+				case prm.Type == ParamBool:
+					d.errorf(f.line, "%s of check %q uses ${%s}, a bool param; only string params substitute (bool params switch checks on through when:)", f.key, c.Name, ref)
 				}
 			}
 			if !ok {
@@ -579,17 +618,43 @@ func (d *decoder) paramDecls(v *yaml.Node) []Param {
 			where = fmt.Sprintf("param %q", name)
 		}
 		var hasDefault bool
-		d.fields(n, where, nil, map[string]func(v *yaml.Node){
+		lines := map[string]int{}
+		d.fields(n, where, lines, map[string]func(v *yaml.Node){
 			"name":        func(v *yaml.Node) { p.Name = d.str(v, "name", where) },
 			"description": func(v *yaml.Node) { p.Description = d.str(v, "description", where) },
+			"type":        func(v *yaml.Node) { p.Type = d.str(v, "type", where) },
 			"default":     func(v *yaml.Node) { p.Default, hasDefault = d.str(v, "default", where), true },
-			"example":     func(v *yaml.Node) { p.Example = d.str(v, "example", where) },
+			"default_source": func(v *yaml.Node) {
+				p.DefaultSource = strings.TrimSpace(d.str(v, "default_source", where))
+			},
+			"example": func(v *yaml.Node) { p.Example = d.str(v, "example", where) },
 			"required": func(v *yaml.Node) {
 				if b := d.boolean(v, "required", where); b != nil {
 					p.Required = *b
 				}
 			},
 		})
+		switch p.Type {
+		case "":
+			p.Type = ParamString
+		case ParamString, ParamBool:
+		default:
+			d.errorf(lines["type"], "type of %s must be string or bool, got %q%s", where, p.Type, closeTo(p.Type, []string{ParamString, ParamBool}))
+			p.Type = ParamString
+		}
+		if p.Type == ParamBool {
+			if p.Required {
+				d.errorf(lines["required"], "%s is a bool, which cannot be required: unset, it is false", where)
+			}
+			if hasDefault && !validBool(p.Default) {
+				d.errorf(lines["default"], "default of %s must be true or false (it is a bool), got %q", where, p.Default)
+			}
+		} else if hasDefault && p.Default != "" && p.DefaultSource == "" {
+			d.errorf(lines["default"], "%s has a default, so it needs default_source: (where this default comes from: the vendor's document, or why connprobe chose it)", where)
+		}
+		if lines["default_source"] > 0 && !hasDefault {
+			d.errorf(lines["default_source"], "%s has default_source: but no default:", where)
+		}
 		switch {
 		case p.Name == "":
 			d.errorf(n.Line, "%s has no name", where)

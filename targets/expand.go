@@ -30,19 +30,56 @@ type enabled struct {
 	flag bool // enabled by --profile only
 }
 
+// Plan is what a configuration expands to: the checks to run, and the
+// profile checks skipped because a required param is not set.
+type Plan struct {
+	Config  *Config
+	Checks  []*probe.Check
+	Skipped []Skipped
+}
+
+// Skipped is a profile check that does not run because a required param
+// it uses is not set. It is not an error: a profile's optional parts (a
+// processor's endpoint, a SIP server) stay off until the user names them.
+type Skipped struct {
+	Profile   string
+	Check     string
+	Level     string   // the check's level
+	Essential bool     // what Check.Essential would be, were it set up
+	Missing   []string // the unset required params, in declaration order
+	// Hint is the flags that would enable it, with the params' examples:
+	// "--param clover.emv_host=emv.processor.example.com".
+	Hint string
+	// Detail says the same for people, with each param's description:
+	// "set --param clover.emv_host=... (the payment processor's EMV endpoint)".
+	Detail string
+}
+
 // Checks validates the config together with the command-line options and
-// expands custom checks and enabled profiles into one check per port.
-// Errors name file:line (or the flag) and are joined, so all are reported.
+// expands custom checks and enabled profiles into one check per port;
+// profile checks skipped for want of a param are left out (see Expand).
 func (c *Config) Checks(opts Options) ([]*probe.Check, error) {
+	p, err := c.Expand(opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Checks, nil
+}
+
+// Expand validates the config together with the command-line options and
+// expands custom checks and enabled profiles into one check per port, and
+// lists the profile checks skipped because a required param is unset.
+// Errors name file:line (or the flag) and are joined, so all are reported.
+func (c *Config) Expand(opts Options) (*Plan, error) {
 	var errs errList
 	dir := baseDir(c.Source)
 	c.checkGlobals(dir, &errs)
 
-	var out []*probe.Check
+	plan := &Plan{Config: c}
 	for i := range c.Custom {
 		s := &c.Custom[i]
 		sc := scope{file: c.Source, dir: dir, where: fmt.Sprintf("check %q", s.Name)}
-		out = append(out, c.expand(s, sc, &errs)...)
+		plan.Checks = append(plan.Checks, c.expand(s, sc, &errs)...)
 	}
 
 	profs := c.enabledProfiles(opts)
@@ -54,12 +91,14 @@ func (c *Config) Checks(opts Options) ([]*probe.Check, error) {
 			return nil, errs.err()
 		}
 		for _, e := range profs {
-			out = append(out, c.expandProfile(cat, e, cli[e.ref.Name], &errs)...)
+			checks, skipped := c.expandProfile(cat, e, cli[e.ref.Name], &errs)
+			plan.Checks = append(plan.Checks, checks...)
+			plan.Skipped = append(plan.Skipped, skipped...)
 		}
 	}
 
 	seen := map[string]bool{}
-	for _, ch := range out {
+	for _, ch := range plan.Checks {
 		id := ch.ID()
 		if seen[id] {
 			// Ports and names are checked for repeats earlier; this is the last guard.
@@ -67,13 +106,21 @@ func (c *Config) Checks(opts Options) ([]*probe.Check, error) {
 		}
 		seen[id] = true
 	}
-	if errs.empty() && len(out) == 0 {
-		errs.add(c.Source, 0, "nothing to probe: add checks: or profiles:, or pass --profile")
+	if errs.empty() && len(plan.Checks) == 0 {
+		if len(plan.Skipped) > 0 {
+			var hints []string
+			for _, s := range plan.Skipped {
+				hints = append(hints, s.Profile+"/"+s.Check+": "+s.Detail)
+			}
+			errs.add(c.Source, 0, "nothing to probe: every check is skipped for a missing param:\n  %s", strings.Join(hints, "\n  "))
+		} else {
+			errs.add(c.Source, 0, "nothing to probe: add checks: or profiles:, or pass --profile")
+		}
 	}
 	if !errs.empty() {
 		return nil, errs.err()
 	}
-	return out, nil
+	return plan, nil
 }
 
 // checkGlobals validates what defaults: and the global tls: set once, so a
@@ -141,39 +188,20 @@ func parseParamFlags(flags []string, profs []enabled, errs *errList) map[string]
 	return out
 }
 
-func (c *Config) expandProfile(cat []Profile, e enabled, cli []cliParam, errs *errList) []*probe.Check {
-	// where/at locate the profile reference: a config line or the flag.
+func (c *Config) expandProfile(cat []Profile, e enabled, cli []cliParam, errs *errList) ([]*probe.Check, []Skipped) {
+	// file/line locate the profile reference: a config line or the flag.
 	file, line := c.Source, e.ref.line
 	if e.flag {
 		file, line = "", 0
 	}
-	at := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
+	prof, err := FindProfile(cat, e.ref.Name)
+	if err != nil {
+		msg := err.Error()
 		if e.flag {
 			msg = fmt.Sprintf("--profile %s: %s", e.ref.Name, msg)
 		}
 		errs.add(file, line, "%s", msg)
-	}
-
-	var prof *Profile
-	var names []string
-	for i := range cat {
-		names = append(names, cat[i].Name)
-		if cat[i].Name == e.ref.Name {
-			prof = &cat[i]
-		}
-	}
-	if prof == nil {
-		known := "none yet"
-		if len(names) > 0 {
-			known = strings.Join(names, ", ")
-		}
-		hint := ""
-		if s := suggest(e.ref.Name, names); strings.HasPrefix(s, " (did you mean") {
-			hint = s
-		}
-		at("unknown profile %q%s (known: %s)", e.ref.Name, hint, known)
-		return nil
+		return nil, nil
 	}
 
 	unknown := func(key string) string {
@@ -182,9 +210,15 @@ func (c *Config) expandProfile(cat []Profile, e enabled, cli []cliParam, errs *e
 		}
 		return fmt.Sprintf("profile %q has no param %q%s", prof.Name, key, suggest(key, prof.paramNames()))
 	}
+	notBool := func(p Param, v string) string {
+		return fmt.Sprintf("param %q of profile %q is a bool: true or false, got %q", p.Name, prof.Name, v)
+	}
 	values := map[string]string{}
 	for _, p := range prof.Params {
 		values[p.Name] = p.Default
+		if p.Type == ParamBool && p.Default == "" {
+			values[p.Name] = "false"
+		}
 	}
 	keys := make([]string, 0, len(e.ref.Params))
 	for k := range e.ref.Params {
@@ -193,44 +227,47 @@ func (c *Config) expandProfile(cat []Profile, e enabled, cli []cliParam, errs *e
 	sort.Strings(keys)
 	ok := true
 	for _, k := range keys {
-		if _, known := prof.param(k); !known {
-			errs.add(c.Source, lineOr(e.ref.paramLines, k, e.ref.line), "%s", unknown(k))
+		ln := lineOr(e.ref.paramLines, k, e.ref.line)
+		p, known := prof.param(k)
+		switch v := e.ref.Params[k]; {
+		case !known:
+			errs.add(c.Source, ln, "%s", unknown(k))
 			ok = false
-			continue
-		}
-		values[k] = e.ref.Params[k]
-	}
-	for _, p := range cli {
-		if _, known := prof.param(p.key); !known {
-			errs.add("", 0, "--param %q: %s", p.flag, unknown(p.key))
+		case p.Type == ParamBool && !validBool(v):
+			errs.add(c.Source, ln, "%s", notBool(p, v))
 			ok = false
-			continue
+		default:
+			values[k] = v
 		}
-		values[p.key] = p.value
 	}
-	for _, p := range prof.Params {
-		if !p.Required || values[p.Name] != "" {
-			continue
+	for _, f := range cli {
+		p, known := prof.param(f.key)
+		switch {
+		case !known:
+			errs.add("", 0, "--param %q: %s", f.flag, unknown(f.key))
+			ok = false
+		case p.Type == ParamBool && !validBool(f.value):
+			errs.add("", 0, "--param %q: %s", f.flag, notBool(p, f.value))
+			ok = false
+		default:
+			values[f.key] = f.value
 		}
-		desc := ""
-		if p.Description != "" {
-			desc = " (" + p.Description + ")"
-		}
-		how := "set it under params: or pass"
-		if e.flag {
-			how = "pass"
-		}
-		at("profile %q needs param %q%s: %s --param %s.%s=... (e.g. --param %s.%s=%s)",
-			prof.Name, p.Name, desc, how, prof.Name, p.Name, prof.Name, p.Name, p.Example)
-		ok = false
 	}
 	if !ok {
-		return nil
+		return nil, nil
 	}
 
 	var out []*probe.Check
+	var skipped []Skipped
 	for i := range prof.Checks {
 		s := &prof.Checks[i]
+		if w := s.Meta.When; w != "" && values[w] != "true" {
+			continue // a conditional check not asked for does not exist
+		}
+		if sk, skip := prof.skipped(s, values); skip {
+			skipped = append(skipped, sk)
+			continue
+		}
 		sc := scope{
 			file:    prof.Source,
 			dir:     baseDir(prof.Source),
@@ -239,6 +276,49 @@ func (c *Config) expandProfile(cat []Profile, e enabled, cli []cliParam, errs *e
 			params:  values,
 		}
 		out = append(out, c.expand(s, sc, errs)...)
+	}
+	return out, skipped
+}
+
+// skipped says whether check s uses a required param that values leave
+// empty, and if so what to set.
+func (p *Profile) skipped(s *CheckSpec, values map[string]string) (Skipped, bool) {
+	missing := p.missing(s, values)
+	if len(missing) == 0 {
+		return Skipped{}, false
+	}
+	sk := Skipped{Profile: p.Name, Check: s.Name, Level: s.Meta.Level, Essential: s.Meta.Essential()}
+	var hints, details []string
+	for _, prm := range missing {
+		flag := fmt.Sprintf("--param %s.%s=", p.Name, prm.Name)
+		sk.Missing = append(sk.Missing, prm.Name)
+		hints = append(hints, flag+prm.Example)
+		detail := flag + "..."
+		if desc := strings.Join(strings.Fields(prm.Description), " "); desc != "" {
+			detail += " (" + desc + ")"
+		}
+		details = append(details, detail)
+	}
+	sk.Hint = strings.Join(hints, " ")
+	sk.Detail = "set " + strings.Join(details, " and ")
+	return sk, true
+}
+
+// missing lists the required params check s uses that values leave empty,
+// in declaration order.
+func (p *Profile) missing(s *CheckSpec, values map[string]string) []Param {
+	used := map[string]bool{}
+	for _, f := range s.paramFields() {
+		refs, _ := paramRefs(f.value)
+		for _, r := range refs {
+			used[r] = true
+		}
+	}
+	var out []Param
+	for _, prm := range p.Params {
+		if used[prm.Name] && prm.Required && values[prm.Name] == "" {
+			out = append(out, prm)
+		}
 	}
 	return out
 }
@@ -428,6 +508,11 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 	if s.Essential != nil {
 		essential = *s.Essential
 	}
+	var meta probe.CheckMeta
+	if m := s.Meta; m.Level != "" {
+		essential = m.Essential()
+		meta = probe.CheckMeta{Direction: m.Direction, Level: m.Level, Purpose: strings.Join(strings.Fields(m.Purpose), " "), Source: m.Source.String()}
+	}
 	if len(errs.errs) > nErrs {
 		return nil
 	}
@@ -465,6 +550,7 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 			NTP:         ntp,
 			FTP:         ftp,
 			HTTP:        httpOpt,
+			Meta:        meta,
 		})
 	}
 	return out

@@ -501,8 +501,10 @@ params:
     example: sbc.example.com
   - name: sport
     default: "5060"
+    default_source: the SBC's port
   - name: zone
     default: example.com
+    default_source: a test zone
 checks:
   - name: sbc-stun
     kind: udp
@@ -510,6 +512,10 @@ checks:
     port: 3478
     payload: stun
     source_port: ${sport}
+    direction: out
+    level: essential
+    purpose: a test check
+    source: {note: a test}
   - name: sbc-dns
     kind: udp
     host: ${sbc}
@@ -517,11 +523,19 @@ checks:
     payload: dns
     query: _sip._udp.${zone}
     expect_reply: false
+    direction: out
+    level: essential
+    purpose: a test check
+    source: {note: a test}
   - name: clock
     kind: ntp
     host: ntp.${zone}
     source_port: 123
     ntp: {samples: 3}
+    direction: out
+    level: essential
+    purpose: a test check
+    source: {note: a test}
 `
 
 func TestProfileKindKeys(t *testing.T) {
@@ -535,7 +549,7 @@ func TestProfileKindKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := probe.Check{Profile: "voip", Kind: "udp", Host: "sbc.test", Protocol: "udp", IPFamily: "both",
-		Essential: true, Interval: time.Minute, Timeout: 5 * time.Second}
+		Essential: true, Interval: time.Minute, Timeout: 5 * time.Second, Meta: testMeta}
 	stun, dns, clock := common, common, common
 	stun.Name, stun.Port, stun.SourcePort = "sbc-stun", 3478, 5060
 	stun.UDP = probe.UDPOptions{Payload: "stun"}
@@ -553,8 +567,8 @@ func TestProfileKindKeys(t *testing.T) {
 	prof := filepath.Join(dir, "voip.yml")
 	_, err = build("profiles:\n  - name: voip\n    params: {sbc: sbc.test, sport: '70000', zone: 'a..b'}\n", Options{ProfilesDir: dir})
 	checkErr(t, err, []string{
-		prof + `:16: source_port in check "sbc-stun" of profile "voip": "70000" (from "${sport}") is out of range (ports are 1-65535)`,
-		prof + `:22: query in check "sbc-dns" of profile "voip": "_sip._udp.a..b" (from "_sip._udp.${zone}") has an empty label (a leading dot or two dots in a row)`,
+		prof + `:18: source_port in check "sbc-stun" of profile "voip": "70000" (from "${sport}") is out of range (ports are 1-65535)`,
+		prof + `:28: query in check "sbc-dns" of profile "voip": "_sip._udp.a..b" (from "_sip._udp.${zone}") has an empty label (a leading dot or two dots in a row)`,
 	})
 }
 
@@ -564,12 +578,12 @@ func TestParseProfileKindKeyErrors(t *testing.T) {
 		yml  string
 		want []string
 	}{
-		{"undeclared param in source_port and query", "name: p\nchecks:\n  - name: a\n    kind: udp\n    host: h\n    port: 53\n    payload: dns\n    query: ${zone}\n    source_port: ${sp}\n", []string{
+		{"undeclared param in source_port and query", "name: p\nchecks:\n  - name: a\n    kind: udp\n    host: h\n    port: 53\n    payload: dns\n    query: ${zone}\n    source_port: ${sp}\n    direction: out\n    level: essential\n    purpose: p\n    source: {note: n}\n", []string{
 			`p.yml:8: query of check "a" uses ${zone}, which is not declared under params:`,
 			`p.yml:9: source_port of check "a" uses ${sp}, which is not declared under params:`}},
-		{"udp key on a tcp check", "name: p\nchecks:\n  - name: a\n    kind: tcp\n    host: h\n    port: 1\n    expect_reply: false\n", []string{
+		{"udp key on a tcp check", "name: p\nchecks:\n  - name: a\n    kind: tcp\n    host: h\n    port: 1\n    expect_reply: false\n    direction: out\n    level: essential\n    purpose: p\n    source: {note: n}\n", []string{
 			`p.yml:7: expect_reply in check "a": only kind udp takes expect_reply; this check is kind tcp`}},
-		{"udp check without request", "name: p\nchecks:\n  - {name: a, kind: udp, host: h, port: 1}\n", []string{
+		{"udp check without request", "name: p\nchecks:\n  - {name: a, kind: udp, host: h, port: 1, " + meta + "}\n", []string{
 			`p.yml:3: check "a" of kind udp needs what to send: payload: (echo, stun or dns), send: (text) or send_hex: (bytes in hex)`}},
 	}
 	for _, tt := range tests {

@@ -407,16 +407,25 @@ params:
     default: ""
   - name: lo
     default: "9000"
+    default_source: a test
 checks:
   - name: web
     kind: https
     host: www.example
     proxy: ${proxy}
+    direction: out
+    level: essential
+    purpose: a test check
+    source: {note: a test}
   - name: range
     kind: tcp
     host: gw.example
     ports: ${lo}-9002
     proxy: http://${proxy}
+    direction: out
+    level: essential
+    purpose: a test check
+    source: {note: a test}
 `
 
 // proxy: takes ${param}; an empty value leaves the config's default.
@@ -431,20 +440,20 @@ func TestProfileProxy(t *testing.T) {
 	}
 	// The first check gets no scheme, the second one is fine.
 	checkErr(t, err, []string{
-		prof + `:12: proxy in check "web" of profile "corp": "p.example:3128" (from "${proxy}") is neither "direct" nor a URL; write it with its scheme: "http://p.example:3128"`})
+		prof + `:13: proxy in check "web" of profile "corp": "p.example:3128" (from "${proxy}") is neither "direct" nor a URL; write it with its scheme: "http://p.example:3128"`})
 
 	checks, err = build("proxy: http://top:3128\nprofiles:\n  - corp\n", Options{ProfilesDir: dir, Params: []string{"corp.lo=9001"}})
 	if err == nil {
 		t.Fatalf("no error: %+v", deref(checks))
 	}
 	checkErr(t, err, []string{
-		prof + `:17: proxy in check "range" of profile "corp": "http://" (from "http://${proxy}") names no host; write http://[user:pass@]host:port`})
+		prof + `:22: proxy in check "range" of profile "corp": "http://" (from "http://${proxy}") names no host; write http://[user:pass@]host:port`})
 
 	_, err = build("profiles:\n  - name: corp\n    params: {proxy: 'http://u:s3cret@p.example'}\n", Options{ProfilesDir: dir})
 	checkErr(t, err, []string{
-		prof + `:12: proxy in check "web" of profile "corp": "http://u:***@p.example" (from "${proxy}") names no port; write it after the host, e.g. http://proxy.example.com:3128`,
+		prof + `:13: proxy in check "web" of profile "corp": "http://u:***@p.example" (from "${proxy}") names no port; write it after the host, e.g. http://proxy.example.com:3128`,
 		// Doubled schemes mask too much rather than too little.
-		prof + `:17: proxy in check "range" of profile "corp": "http://http:***@p.example" (from "http://${proxy}") names no port; write it after the host, e.g. http://proxy.example.com:3128`,
+		prof + `:22: proxy in check "range" of profile "corp": "http://http:***@p.example" (from "http://${proxy}") names no port; write it after the host, e.g. http://proxy.example.com:3128`,
 	})
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("a password is shown: %v", err)
@@ -453,7 +462,7 @@ func TestProfileProxy(t *testing.T) {
 
 func TestProfileProxyDefault(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "corp.yml", "name: corp\nparams:\n  - {name: proxy, default: ''}\nchecks:\n  - {name: web, kind: https, host: www.example, proxy: '${proxy}'}\n")
+	writeFile(t, dir, "corp.yml", "name: corp\nparams:\n  - {name: proxy, default: ''}\nchecks:\n  - {name: web, kind: https, host: www.example, proxy: '${proxy}', "+meta+"}\n")
 	checks, err := build("proxy: http://top:3128\nprofiles: [corp]\n", Options{ProfilesDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -471,7 +480,7 @@ func TestProfileProxyDefault(t *testing.T) {
 }
 
 func TestParseProfileProxyErrors(t *testing.T) {
-	_, err := ParseProfile("p.yml", []byte("name: p\nchecks:\n  - {name: a, kind: https, host: h, proxy: 'http://u:s3cret@${px}:1'}\n  - {name: b, kind: https, host: h, proxy: 'http://u:pw@${px'}\n"))
+	_, err := ParseProfile("p.yml", []byte("name: p\nchecks:\n  - {name: a, kind: https, host: h, proxy: 'http://u:s3cret@${px}:1', "+meta+"}\n  - {name: b, kind: https, host: h, proxy: 'http://u:pw@${px', "+meta+"}\n"))
 	checkErr(t, err, []string{
 		`p.yml:3: proxy of check "a" uses ${px}, which is not declared under params:`,
 		`p.yml:4: proxy of check "b" holds a malformed param reference "http://u:***@${px"; write ${name}`,

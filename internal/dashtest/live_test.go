@@ -515,7 +515,8 @@ description: the vendor of the dashboard test's lab
 params:
   - {name: port, description: the vendor's TCP port, required: true, example: "443"}
 checks:
-  - {name: vendor-api, kind: tcp, host: 127.0.0.1, port: "${port}"}
+  - {name: vendor-api, kind: tcp, host: 127.0.0.1, port: "${port}", direction: out, level: essential,
+     purpose: the lab vendor's port answers, source: {note: the dashboard test's lab}}
 `
 	if err := os.WriteFile(filepath.Join(profilesDir, "lab-vendor.yml"), []byte(profile), 0o600); err != nil {
 		t.Fatal(err)
