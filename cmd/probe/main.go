@@ -19,6 +19,7 @@ import (
 
 	"github.com/connprobe/connprobe/internal/agent"
 	"github.com/connprobe/connprobe/internal/buildinfo"
+	"github.com/connprobe/connprobe/internal/catalogue"
 	"github.com/connprobe/connprobe/internal/oneshot"
 	"github.com/connprobe/connprobe/targets"
 )
@@ -28,12 +29,15 @@ const usage = `connprobe: checks the ports vendors require and exports the verdi
 Usage:
   probe [flags]                 run the agent: checks on schedule, /metrics on --web.listen-address
   probe check [flags]           run every check once, print a verdict table (or -o json)
-  probe validate [flags]        validate the configuration and exit
+  probe validate [flags]        validate the configuration (and every file in --profiles.dir) and exit
+  probe profiles [flags]        list the profiles: built-in and --profiles.dir (-o json)
+  probe profiles show NAME      print a profile's checks, params and sources (-o json)
   probe version                 print the version
 
 Without --config.file and --profile, the embedded example configuration is used.
 
 Exit codes of check: 0 every essential check passed, 1 one failed, 2 usage or configuration error.
+Profile checks skipped because a required --param is not set are listed, and do not change the exit code.
 
 Flags:
 `
@@ -73,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(args, stdout, stderr)
 	case "validate":
 		return runValidate(args, stdout, stderr)
+	case "profiles":
+		return runProfiles(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildinfo.String())
 		return 0
@@ -80,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "probe: unknown subcommand %q (try: check, validate, version, or no subcommand for the agent)\n", sub)
+		fmt.Fprintf(stderr, "probe: unknown subcommand %q (try: check, validate, profiles, version, or no subcommand for the agent)\n", sub)
 		return oneshot.ExitUsage
 	}
 }
@@ -125,23 +131,26 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "probe check: --output must be table or json, not %q\n", *output)
 		return oneshot.ExitUsage
 	}
-	checks, cfg, err := targets.Build(src.configFile, src.options())
+	plan, err := targets.BuildPlan(src.configFile, src.options())
 	if err != nil {
 		fmt.Fprintf(stderr, "probe check: %v\n", err)
 		return oneshot.ExitUsage
 	}
 	if src.configFile == "" && len(src.profiles) == 0 {
-		fmt.Fprintf(stderr, "probe check: no --config.file or --profile given; running the embedded example (%s).\n"+
-			"  Pick your own with --config.file FILE or --profile NAME (see README).\n", cfg.Source)
+		hint := "Pick your own with --config.file FILE or --profile NAME (see README)."
+		if cat, err := targets.Catalogue(src.profilesDir); err == nil {
+			hint = catalogue.Hint(cat)
+		}
+		fmt.Fprintf(stderr, "probe check: no --config.file or --profile given; running the embedded example (%s).\n  %s\n", plan.Config.Source, hint)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	results := oneshot.Run(ctx, checks, oneshot.Options{MaxConcurrent: *maxConcurrent})
+	results := oneshot.Run(ctx, plan.Checks, oneshot.Options{MaxConcurrent: *maxConcurrent})
 	if *output == "json" {
-		err = oneshot.WriteJSON(stdout, results)
+		err = oneshot.WriteJSON(stdout, results, plan.Skipped...)
 	} else {
-		err = oneshot.WriteTable(stdout, results)
+		err = oneshot.WriteTable(stdout, results, plan.Skipped...)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "probe check: %v\n", err)
@@ -157,12 +166,67 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	checks, cfg, err := targets.Build(src.configFile, src.options())
+	plan, err := targets.BuildPlan(src.configFile, src.options())
 	if err != nil {
 		fmt.Fprintf(stderr, "probe validate: %v\n", err)
 		return oneshot.ExitUsage
 	}
-	fmt.Fprintf(stdout, "%s: valid, %d checks\n", cfg.Source, len(checks))
+	if len(plan.Skipped) == 0 {
+		fmt.Fprintf(stdout, "%s: valid, %d checks\n", plan.Config.Source, len(plan.Checks))
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: valid, %d checks, %d skipped\n", plan.Config.Source, len(plan.Checks), len(plan.Skipped))
+	for _, s := range plan.Skipped {
+		fmt.Fprintf(stdout, "skipped: %s/%s: %s\n", s.Profile, s.Check, s.Detail)
+	}
+	return 0
+}
+
+// runProfiles is `probe profiles` and `probe profiles show NAME`.
+func runProfiles(args []string, stdout, stderr io.Writer) int {
+	show := len(args) > 0 && args[0] == "show"
+	if show {
+		args = args[1:]
+	}
+	fs := newFlagSet("profiles", stderr)
+	profilesDir := fs.String("profiles.dir", "", "directory of additional profile files (*.yml)")
+	output := fs.StringP("output", "o", catalogue.FormatTable, "output format: table or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "probe: %v\n", err)
+		return oneshot.ExitUsage
+	}
+	if *output != catalogue.FormatTable && *output != catalogue.FormatJSON {
+		fmt.Fprintf(stderr, "probe profiles: --output must be table or json, not %q\n", *output)
+		return oneshot.ExitUsage
+	}
+	want := 0
+	if show {
+		want = 1
+	}
+	if fs.NArg() != want {
+		fmt.Fprintln(stderr, "probe profiles: usage: probe profiles [-o json] | probe profiles show NAME [-o json]")
+		return oneshot.ExitUsage
+	}
+	cat, err := targets.Catalogue(*profilesDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "probe profiles: %v\n", err)
+		return oneshot.ExitUsage
+	}
+	if show {
+		var p *targets.Profile
+		if p, err = targets.FindProfile(cat, fs.Arg(0)); err == nil {
+			err = catalogue.Show(stdout, p, *output)
+		}
+	} else {
+		err = catalogue.List(stdout, cat, *output)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "probe profiles: %v\n", err)
+		return oneshot.ExitUsage
+	}
 	return 0
 }
 

@@ -200,3 +200,152 @@ func TestAgentReloadsOnSIGHUP(t *testing.T) {
 		return strings.Contains(m, "connprobe_config_last_reload_successful 0") && strings.Contains(m, `check="second"`)
 	})
 }
+
+// labProfile has one check against a local listener and one that needs a
+// param nobody set.
+const labProfile = `name: lab
+description: A local test profile
+params:
+  - name: port
+    description: the open port
+    required: true
+    example: "8080"
+  - name: emv_host
+    description: the payment processor's EMV endpoint
+    required: true
+    example: emv.processor.example.com
+checks:
+  - name: open
+    kind: tcp
+    host: 127.0.0.1
+    port: ${port}
+    timeout: 1s
+    direction: out
+    level: essential
+    purpose: the local port answers
+    source: {note: a test}
+  - name: emv-range
+    kind: udp
+    host: ${emv_host}
+    ports: "10000-10002"
+    send: x
+    direction: out
+    level: essential
+    purpose: nothing rejects datagrams
+    source: {note: a test}
+`
+
+// A skipped essential check is listed, in the table and in JSON, and does
+// not fail the exit code: the results that ran decide it.
+func TestCheckPrintsSkipped(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	open := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	writeFile(t, dir, "lab.yml", labProfile)
+	args := []string{"check", "--profiles.dir", dir, "--profile", "lab", "--param", fmt.Sprintf("lab.port=%d", open)}
+
+	var out, errb bytes.Buffer
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("exit code %d, want 0\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{
+		"1 ok, 0 failed (0 essential), 1 skipped (not run; they do not change the exit code)\n",
+		"skipped: lab/emv-range: set --param lab.emv_host=... (the payment processor's EMV endpoint)\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	out.Reset()
+	if code := run(append(args, "-o", "json"), &out, &errb); code != 0 {
+		t.Fatalf("json: exit code %d, want 0; stderr %s", code, errb.String())
+	}
+	var doc struct {
+		Results []struct {
+			Check string `json:"check"`
+			Level string `json:"level"`
+		} `json:"results"`
+		Skipped []struct {
+			Profile   string   `json:"profile"`
+			Check     string   `json:"check"`
+			Essential bool     `json:"essential"`
+			Missing   []string `json:"missing"`
+			Hint      string   `json:"hint"`
+		} `json:"skipped"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out.String())
+	}
+	if len(doc.Results) != 1 || doc.Results[0].Check != "open" || doc.Results[0].Level != "essential" {
+		t.Errorf("results %+v", doc.Results)
+	}
+	if len(doc.Skipped) != 1 || doc.Skipped[0].Check != "emv-range" || !doc.Skipped[0].Essential ||
+		strings.Join(doc.Skipped[0].Missing, ",") != "emv_host" || doc.Skipped[0].Hint != "--param lab.emv_host=emv.processor.example.com" {
+		t.Errorf("skipped %+v", doc.Skipped)
+	}
+
+	// validate lists them too.
+	out.Reset()
+	if code := run([]string{"validate", "--profiles.dir", dir, "--profile", "lab", "--param", "lab.port=1"}, &out, &errb); code != 0 {
+		t.Fatalf("validate: exit code %d; stderr %s", code, errb.String())
+	}
+	if want := "command line: valid, 1 checks, 1 skipped\nskipped: lab/emv-range: set --param lab.emv_host=... (the payment processor's EMV endpoint)\n"; out.String() != want {
+		t.Errorf("validate:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// validate checks every file in --profiles.dir, enabled or not.
+func TestValidateChecksProfilesDir(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "lab.yml", labProfile)
+	writeFile(t, dir, "broken.yml", "name: broken\nchecks:\n  - {name: a, kind: tcp, host: h, port: 1, level: vital, direction: out, purpose: p, source: {note: n}}\n")
+	cfg := writeFile(t, t.TempDir(), "c.yml", "checks:\n  - {name: a, kind: tcp, host: 127.0.0.1, port: 1}\n")
+	var out, errb bytes.Buffer
+	if code := run([]string{"validate", "--config.file", cfg, "--profiles.dir", dir}, &out, &errb); code != 2 {
+		t.Fatalf("exit code %d, want 2\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	if want := filepath.Join(dir, "broken.yml") + `:3: level of check "a" must be essential, recommended or conditional, got "vital"`; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+	}
+}
+
+func TestProfilesCommand(t *testing.T) {
+	const dir = "../../targets/testdata/profiles"
+	cases := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{"list", []string{"profiles", "--profiles.dir", dir}, 0, "emv_host*,sip,sip_host*,watch\n", ""},
+		{"list json", []string{"profiles", "--profiles.dir", dir, "-o", "json"}, 0, `"required_params": [`, ""},
+		{"show", []string{"profiles", "show", "switches", "--profiles.dir", dir}, 0, "  sip: sip ${sip_host}:5060/tcp, out, conditional, only with sip=true\n", ""},
+		{"show json", []string{"profiles", "show", "--profiles.dir", dir, "switches", "-o", "json"}, 0, `"when": "sip"`, ""},
+		{"show unknown", []string{"profiles", "show", "swtiches", "--profiles.dir", dir}, 2, "", `unknown profile "swtiches" (did you mean "switches"?)`},
+		{"show without name", []string{"profiles", "show"}, 2, "", "usage: probe profiles"},
+		{"list with an argument", []string{"profiles", "clover"}, 2, "", "usage: probe profiles"},
+		{"bad output", []string{"profiles", "-o", "yaml"}, 2, "", "table or json"},
+		{"broken dir", []string{"profiles", "--profiles.dir", "no-such-dir"}, 2, "", "profiles dir"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb)
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errb.String())
+			}
+			if tc.wantOut != "" && !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("stdout lacks %q:\n%s", tc.wantOut, out.String())
+			}
+			if tc.wantErr != "" && !strings.Contains(errb.String(), tc.wantErr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.wantErr, errb.String())
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,15 +92,20 @@ func (a *Agent) record(c *probe.Check, rs []probe.Result) {
 func (a *Agent) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	checks, cfg, err := targets.Build(a.opts.ConfigFile, a.opts.Targets)
+	plan, err := targets.BuildPlan(a.opts.ConfigFile, a.opts.Targets)
 	if err != nil {
 		a.metrics.ReloadResult(false)
 		return err
 	}
-	a.store.SetChecks(checks)
-	a.sched.Apply(checks)
+	a.store.SetChecks(plan.Checks)
+	a.sched.Apply(plan.Checks)
+	a.metrics.SetSkipped(len(plan.Skipped))
 	a.metrics.ReloadResult(true)
-	a.logger.Info("configuration loaded", "source", cfg.Source, "checks", len(checks))
+	a.logger.Info("configuration loaded", "source", plan.Config.Source, "checks", len(plan.Checks), "skipped", len(plan.Skipped))
+	for _, s := range plan.Skipped {
+		a.logger.Warn("profile check skipped: a required param is not set",
+			"profile", s.Profile, "check", s.Check, "missing", strings.Join(s.Missing, ","), "hint", s.Detail)
+	}
 	return nil
 }
 

@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/connprobe/connprobe/targets"
 )
 
 func freePort(t *testing.T) int {
@@ -191,5 +195,27 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	_, err := New(Options{ConfigFile: path})
 	if err == nil || !strings.Contains(err.Error(), "bad.yml:1") {
 		t.Fatalf("New with a bad config: %v, want an error naming bad.yml:1", err)
+	}
+}
+
+// Profile checks skipped for want of a param are logged and counted; the
+// agent starts with the rest.
+func TestSkippedChecksLoggedAndCounted(t *testing.T) {
+	var logs strings.Builder
+	a, err := New(Options{
+		Targets: targets.Options{ProfilesDir: "../../targets/testdata/profiles", Profiles: []string{"switches"}},
+		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if body := rec.Body.String(); !strings.Contains(body, "\nconnprobe_checks_skipped 1\n") {
+		t.Errorf("/metrics lacks connprobe_checks_skipped 1:\n%s", body)
+	}
+	want := `level=WARN msg="profile check skipped: a required param is not set" profile=switches check=emv missing=emv_host hint="set --param switches.emv_host=... (the EMV endpoint)"`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs.String())
 	}
 }

@@ -95,6 +95,7 @@ type Metrics struct {
 	buildInfo       prometheus.Gauge
 	reloadOK        prometheus.Gauge
 	reloadOKTime    prometheus.Gauge
+	skipped         prometheus.Gauge
 	runsTotal       *prometheus.CounterVec
 	latency         *prometheus.HistogramVec
 	mu              sync.Mutex
@@ -168,6 +169,10 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 			Namespace: namespace, Name: "config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully, in seconds since the epoch.",
 		}),
+		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "checks_skipped",
+			Help: "Profile checks in the configuration that do not run because a required param is not set (the log names them).",
+		}),
 		runsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "check_runs_total",
 			Help: "Completed runs of the check by verdict reason.",
@@ -212,6 +217,10 @@ func (m *Metrics) ReloadResult(ok bool) {
 	m.reloadOK.Set(1)
 	m.reloadOKTime.Set(float64(m.now().UnixNano()) / 1e9)
 }
+
+// SetSkipped records how many profile checks the loaded configuration
+// skips for want of a param; call it with every successful load.
+func (m *Metrics) SetSkipped(n int) { m.skipped.Set(float64(n)) }
 
 // Record counts one completed run of c; call it from the scheduler's sink.
 func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
@@ -277,6 +286,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.buildInfo.Describe(ch)
 	m.reloadOK.Describe(ch)
 	m.reloadOKTime.Describe(ch)
+	m.skipped.Describe(ch)
 	m.runsTotal.Describe(ch)
 	m.latency.Describe(ch)
 }
@@ -298,6 +308,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.buildInfo.Collect(ch)
 	m.reloadOK.Collect(ch)
 	m.reloadOKTime.Collect(ch)
+	m.skipped.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.configured, prometheus.GaugeValue, float64(len(entries)))
 
 	var ranges []*rangeGroup

@@ -241,6 +241,13 @@ func TestReloadResult(t *testing.T) {
 	mustValue(t, reg, "connprobe_config_last_reload_success_timestamp_seconds", nil, ts)
 }
 
+func TestSetSkipped(t *testing.T) {
+	reg, _, m := newTestMetrics(t, nil)
+	mustValue(t, reg, "connprobe_checks_skipped", nil, 0)
+	m.SetSkipped(3)
+	mustValue(t, reg, "connprobe_checks_skipped", nil, 3)
+}
+
 func TestLint(t *testing.T) {
 	reg, store, m := newTestMetrics(t, func(string) uint64 { return 0 })
 	a, b := tlsCheck(), tcpCheck()

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/connprobe/connprobe/probe"
+	"github.com/connprobe/connprobe/targets"
 )
 
 // freePort returns a loopback port that nothing listens on.
@@ -222,5 +224,70 @@ func TestRunPacesUDPToOneHostASecondApart(t *testing.T) {
 	}
 	if tcp := starts["tcp h1"]; len(tcp) == 2 && tcp[1].Sub(tcp[0]) < DefaultPerHostSpacing {
 		t.Errorf("TCP starts %v apart, want >= %v", tcp[1].Sub(tcp[0]), DefaultPerHostSpacing)
+	}
+}
+
+var skippedEMV = targets.Skipped{Profile: "clover", Check: "emv-udp", Level: "essential", Essential: true,
+	Missing: []string{"emv_host"}, Hint: "--param clover.emv_host=emv.processor.example.com",
+	Detail: "set --param clover.emv_host=... (the payment processor's EMV endpoint)"}
+
+// Skipped profile checks follow the summary; they are no result and do not
+// change the exit code.
+func TestWriteTableSkipped(t *testing.T) {
+	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true}
+	results := []probe.Result{{Check: c, Address: "192.0.2.1", Up: true, Reason: probe.ReasonOK}}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, results, skippedEMV); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		"1 ok, 0 failed (0 essential), 1 skipped (not run; they do not change the exit code)",
+		"skipped: clover/emv-udp: set --param clover.emv_host=... (the payment processor's EMV endpoint)",
+	}
+	if len(lines) < 2 || !reflect.DeepEqual(lines[len(lines)-2:], want) {
+		t.Errorf("table ends with %q, want %q", lines, want)
+	}
+	if ExitCode(results) != ExitOK {
+		t.Error("a skipped essential check changed the exit code")
+	}
+}
+
+func TestWriteJSONSkippedAndMeta(t *testing.T) {
+	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true,
+		Meta: probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "HTTPS to the cloud", Source: `doc.txt, table clover, row "443/TCP"`}}
+	custom := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp"}
+	results := []probe.Result{{Check: c, Up: true, Reason: probe.ReasonOK}, {Check: custom, Up: true, Reason: probe.ReasonOK}}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, results, skippedEMV); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Results []map[string]any `json:"results"`
+		Skipped []map[string]any `json:"skipped"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("invalid JSON: %v\n%s", err, buf.String())
+	}
+	r0 := doc.Results[0]
+	if r0["direction"] != "out" || r0["level"] != "essential" || r0["purpose"] != "HTTPS to the cloud" || r0["source"] != `doc.txt, table clover, row "443/TCP"` {
+		t.Errorf("profile result meta: %v", r0)
+	}
+	if _, ok := doc.Results[1]["level"]; ok {
+		t.Errorf("a custom check has a level: %v", doc.Results[1])
+	}
+	want := []map[string]any{{"profile": "clover", "check": "emv-udp", "level": "essential", "essential": true,
+		"missing": []any{"emv_host"}, "hint": "--param clover.emv_host=emv.processor.example.com"}}
+	if !reflect.DeepEqual(doc.Skipped, want) {
+		t.Errorf("skipped %v\nwant    %v", doc.Skipped, want)
+	}
+
+	// Without skipped checks the list is there, empty.
+	buf.Reset()
+	if err := WriteJSON(&buf, results); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"skipped": []`) {
+		t.Errorf("no empty skipped list:\n%s", buf.String())
 	}
 }

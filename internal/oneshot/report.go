@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connprobe/connprobe/probe"
+	"github.com/connprobe/connprobe/targets"
 )
 
 // JSONResult is one result in `probe check -o json`. The field names are a
@@ -32,16 +33,35 @@ type JSONResult struct {
 	Facts           probe.Facts    `json:"facts"`
 	Timings         []probe.Timing `json:"timings"`
 	Time            time.Time      `json:"time"`
+
+	// What a profile says about its check; absent for custom checks.
+	Direction string `json:"direction,omitempty"`
+	Level     string `json:"level,omitempty"`
+	Purpose   string `json:"purpose,omitempty"`
+	Source    string `json:"source,omitempty"`
+}
+
+// JSONSkipped is a profile check that did not run because a required
+// param is not set. Skipped checks do not affect the exit code.
+type JSONSkipped struct {
+	Profile   string   `json:"profile"`
+	Check     string   `json:"check"`
+	Level     string   `json:"level"`
+	Essential bool     `json:"essential"`
+	Missing   []string `json:"missing"`
+	Hint      string   `json:"hint"`
 }
 
 // JSONReport is the document `probe check -o json` prints.
 type JSONReport struct {
-	Results []JSONResult `json:"results"`
+	Results []JSONResult  `json:"results"`
+	Skipped []JSONSkipped `json:"skipped"`
 }
 
-// ToJSON converts results to their public JSON form.
-func ToJSON(results []probe.Result) JSONReport {
-	rep := JSONReport{Results: make([]JSONResult, 0, len(results))}
+// ToJSON converts results, and the profile checks skipped for a missing
+// param, to their public JSON form.
+func ToJSON(results []probe.Result, skipped ...targets.Skipped) JSONReport {
+	rep := JSONReport{Results: make([]JSONResult, 0, len(results)), Skipped: make([]JSONSkipped, 0, len(skipped))}
 	for _, r := range results {
 		jr := JSONResult{
 			Address: r.Address, IPFamily: r.IPFamily, Up: r.Up, Reason: r.Reason, Phase: r.Phase,
@@ -54,21 +74,29 @@ func ToJSON(results []probe.Result) JSONReport {
 		if c := r.Check; c != nil {
 			jr.Profile, jr.Check, jr.Kind, jr.Host = c.Profile, c.Name, c.Kind, c.Host
 			jr.Port, jr.Protocol, jr.Essential = c.Port, c.Protocol, c.Essential
+			jr.Direction, jr.Level, jr.Purpose, jr.Source = c.Meta.Direction, c.Meta.Level, c.Meta.Purpose, c.Meta.Source
 		}
 		rep.Results = append(rep.Results, jr)
+	}
+	for _, s := range skipped {
+		rep.Skipped = append(rep.Skipped, JSONSkipped{
+			Profile: s.Profile, Check: s.Check, Level: s.Level, Essential: s.Essential,
+			Missing: append([]string{}, s.Missing...), Hint: s.Hint,
+		})
 	}
 	return rep
 }
 
-// WriteJSON prints results as indented JSON.
-func WriteJSON(w io.Writer, results []probe.Result) error {
+// WriteJSON prints results, and the skipped checks, as indented JSON.
+func WriteJSON(w io.Writer, results []probe.Result, skipped ...targets.Skipped) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(ToJSON(results))
+	return enc.Encode(ToJSON(results, skipped...))
 }
 
-// WriteTable prints one row per result and a one-line summary.
-func WriteTable(w io.Writer, results []probe.Result) error {
+// WriteTable prints one row per result and a one-line summary, then one
+// line per skipped check with what would enable it.
+func WriteTable(w io.Writer, results []probe.Result, skipped ...targets.Skipped) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERDICT\tPROFILE\tCHECK\tKIND\tTARGET\tADDRESS\tREASON\tPHASE\tLATENCY\tDETAIL")
 	var up, down, essentialDown int
@@ -97,8 +125,19 @@ func WriteTable(w io.Writer, results []probe.Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d ok, %d failed (%d essential)\n", up, down, essentialDown)
-	return err
+	summary := fmt.Sprintf("%d ok, %d failed (%d essential)", up, down, essentialDown)
+	if len(skipped) > 0 {
+		summary += fmt.Sprintf(", %d skipped (not run; they do not change the exit code)", len(skipped))
+	}
+	if _, err := fmt.Fprintf(w, "\n%s\n", summary); err != nil {
+		return err
+	}
+	for _, s := range skipped {
+		if _, err := fmt.Fprintf(w, "skipped: %s/%s: %s\n", s.Profile, s.Check, oneLine(s.Detail, 200)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func dash(s string) string {
