@@ -24,32 +24,50 @@ import (
 //
 // How it listens, without taking datagrams from a vendor process:
 //
-//   - bind: when the port is free, a UDP socket bound to it without
-//     SO_REUSEADDR or SO_REUSEPORT. What it receives has passed this host's
-//     firewall. While it holds the port the kernel sends no ICMP port
-//     unreachable for unicast datagrams to it; they are counted and dropped,
-//     never answered. A vendor process starting during the window cannot
-//     bind the port until the window ends.
-//   - packet: when the port is taken (the vendor process runs), sharing it
-//     is not an option: with SO_REUSEPORT the kernel hands each unicast
-//     datagram to one socket only, so a second socket would steal some. A
-//     packet socket (AF_PACKET, needs CAP_NET_RAW) with a BPF filter for the
-//     port sees copies of the frames instead and leaves the originals to
-//     the owner. It sees them as they arrive, before this host's firewall,
-//     so it proves that announcements reach the host, not that the firewall
-//     lets them through to the port. On a bridge a datagram may be counted
-//     once per interface it crosses.
+//   - bind: a UDP socket bound to the free port without SO_REUSEADDR or
+//     SO_REUSEPORT. What it receives has passed this host's firewall. While
+//     it holds the port the kernel sends no ICMP port unreachable for
+//     unicast datagrams to it; they are counted and dropped, never answered.
+//     A vendor process starting or restarting during the window cannot bind
+//     the port until the window ends.
+//   - packet: sharing a taken port is not an option: with SO_REUSEPORT the
+//     kernel hands each unicast datagram to one socket only, so a second
+//     socket would steal some. A packet socket (AF_PACKET, needs
+//     CAP_NET_RAW) with a BPF filter for the port sees copies of the frames
+//     instead and leaves the originals, and the port, to whoever binds it.
+//     It sees them as they arrive, before this host's firewall, so it proves
+//     that announcements reach the host, not that the firewall lets them
+//     through to the port. On a bridge a datagram may be counted once per
+//     interface it crosses.
+//
+// Check.Broadcast.Mode chooses: BroadcastPacket never binds (the safe
+// choice where the vendor's service runs: it may restart at any time);
+// BroadcastBind never falls back (error when the port is taken, naming the
+// holder); BroadcastAuto (the default) binds when the port is free and
+// watches with a packet socket when it is taken, so it may hold a free port
+// for the whole window.
 //
 // Verdicts: ok with at least one broadcast or multicast datagram from the
 // expected sender in the window; no_reply without (silence proves only that
 // nothing was seen: announcements may be disabled or dropped anywhere on the
-// way); error when neither mode can run (the detail names who holds the port
-// and the missing capability).
+// way); error when the chosen mode cannot run (the detail names who holds
+// the port or the missing capability).
+
+// Broadcast modes (Check.Broadcast.Mode); empty means BroadcastAuto.
+const (
+	BroadcastAuto   = "auto"
+	BroadcastBind   = "bind"
+	BroadcastPacket = "packet"
+)
+
+// BroadcastModes lists the modes, the default first.
+func BroadcastModes() []string { return []string{BroadcastAuto, BroadcastBind, BroadcastPacket} }
 
 // BroadcastFacts are what a broadcast check saw in its window.
 type BroadcastFacts struct {
 	// Mode is how it listened: "bind" (its own socket on the free port) or
-	// "packet" (a packet socket, because the port was taken).
+	// "packet" (a packet socket: mode packet, or mode auto with the port
+	// taken); empty when it could not listen.
 	Mode string `json:"mode"`
 	// Datagrams counts broadcast and multicast datagrams from the expected
 	// sender (from anyone when the host is a wildcard).
@@ -165,6 +183,13 @@ func probeBroadcast(ctx context.Context, t Target) Result {
 		ctx, cancel = context.WithTimeout(ctx, defaultBroadcastWindow)
 		defer cancel()
 	}
+	switch t.Check.Broadcast.Mode {
+	case "", BroadcastAuto, BroadcastBind, BroadcastPacket:
+	default:
+		r.Reason = ReasonInternalError
+		r.Detail = fmt.Sprintf("broadcast mode %q is not one of %s", t.Check.Broadcast.Mode, strings.Join(BroadcastModes(), ", "))
+		return r
+	}
 	begin := time.Now()
 	c := newBroadcastCount(t.Addr, subnetBroadcasts())
 	err := watchBroadcast(ctx, t, c)
@@ -184,8 +209,12 @@ func probeBroadcast(ctx context.Context, t Target) Result {
 	}
 	how := "received on a socket bound to the port, so they passed this host's firewall"
 	if f.Mode == "packet" {
-		how = fmt.Sprintf("seen by a packet socket because %s holds the port: they reach this host, "+
-			"but its firewall may still drop them before the port", f.PortHolder)
+		why := "with mode: packet, leaving the port free"
+		if f.PortHolder != "" {
+			why = "because " + f.PortHolder + " holds the port"
+		}
+		how = "seen by a packet socket " + why + ": they reach this host, " +
+			"but its firewall may still drop them before the port"
 	}
 	if f.Datagrams > 0 {
 		r.Up, r.Reason = true, ReasonOK

@@ -21,10 +21,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// watchBroadcast counts datagrams to the check's port until ctx's deadline:
-// on its own socket when the port is free, else with a packet socket.
+// watchBroadcast counts datagrams to the check's port until ctx's deadline,
+// as the check's mode says: on its own socket when the port is free (auto,
+// bind), else with a packet socket (auto with the port taken, packet).
 func watchBroadcast(ctx context.Context, t Target, c *broadcastCount) error {
-	port, v6 := t.Check.Port, t.Addr.To4() == nil
+	port, v6, mode := t.Check.Port, t.Addr.To4() == nil, t.Check.Broadcast.Mode
+	if mode == BroadcastPacket {
+		err := watchPacket(ctx, port, v6, c)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("cannot watch udp/%d with mode: packet: a packet socket needs CAP_NET_RAW, which connprobe lacks (%v); "+
+				"grant it, or use mode: bind where no other process uses the port", port, err)
+		}
+		return fmt.Errorf("cannot watch udp/%d with mode: packet: the packet socket failed: %w", port, err)
+	}
 	bound, err := watchBound(ctx, port, v6, c)
 	if bound || err == nil {
 		return err
@@ -32,6 +44,14 @@ func watchBroadcast(ctx context.Context, t Target, c *broadcastCount) error {
 	bindErr := err
 	if !errors.Is(bindErr, syscall.EADDRINUSE) && !errors.Is(bindErr, syscall.EACCES) {
 		return fmt.Errorf("binding udp/%d: %w", port, bindErr)
+	}
+	if mode == BroadcastBind {
+		if errors.Is(bindErr, syscall.EACCES) {
+			return fmt.Errorf("cannot bind udp/%d with mode: bind: binding a port below 1024 needs CAP_NET_BIND_SERVICE (%v)", port, bindErr)
+		}
+		c.facts.PortHolder = udpPortHolder(ctx, port)
+		return fmt.Errorf("cannot bind udp/%d with mode: bind: it is taken by %s; "+
+			"use mode: packet (needs CAP_NET_RAW) to watch it without taking it from its owner", port, c.facts.PortHolder)
 	}
 	c.facts.PortHolder = udpPortHolder(ctx, port)
 	err = watchPacket(ctx, port, v6, c)

@@ -5,6 +5,7 @@ package probe_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -104,14 +105,73 @@ func (s *sender) counts() (bcast, uni int) {
 
 func runBroadcast(t *testing.T, lab *netlab.Lab, host string, port int) (helperResult, probe.BroadcastFacts) {
 	t.Helper()
+	return runBroadcastMode(t, lab, host, port, "")
+}
+
+func runBroadcastMode(t *testing.T, lab *netlab.Lab, host string, port int, mode string) (helperResult, probe.BroadcastFacts) {
+	t.Helper()
 	r := runInNetns(t, lab, lab.Router(), probe.Check{Name: "b", Kind: "broadcast", Host: host, Port: port,
-		Protocol: "udp", Timeout: broadcastWindow})
+		Protocol: "udp", Timeout: broadcastWindow, Broadcast: probe.BroadcastOptions{Mode: mode}})
 	var f probe.BroadcastFacts
 	if err := json.Unmarshal(r.Facts, &f); err != nil {
 		t.Fatalf("facts %s: %v", r.Facts, err)
 	}
 	t.Logf("%s %s: %s; facts %s", r.Reason, host, r.Detail, r.Facts)
 	return r, f
+}
+
+// binder stands in for a vendor service that starts while a check runs: it
+// binds the port in the router namespace (no SO_REUSEADDR or SO_REUSEPORT,
+// like the check's own bind) every 20ms and closes it at once.
+type binder struct {
+	stop, done chan struct{}
+	ok, failed int
+	firstErr   error
+}
+
+func startBinder(t *testing.T, lab *netlab.Lab, port int) *binder {
+	t.Helper()
+	b := &binder{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		err := lab.Do(lab.Router(), func() error { // one goroutine, locked in the namespace
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for range 1000 { // bounded, in case a test fails early
+				pc, err := net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+				if err == nil {
+					pc.Close()
+					b.ok++
+				} else {
+					b.failed++
+					if b.firstErr == nil {
+						b.firstErr = err
+					}
+				}
+				select {
+				case <-b.stop:
+					return nil
+				case <-tick.C:
+				}
+			}
+			return nil
+		})
+		if err != nil && b.firstErr == nil {
+			b.firstErr = err
+		}
+	}()
+	t.Cleanup(b.halt)
+	return b
+}
+
+// halt stops the binder; its counts may be read afterwards.
+func (b *binder) halt() {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	<-b.done
 }
 
 // subnetBroadcast is the directed broadcast of the client/router subnet.
@@ -210,6 +270,61 @@ func TestBroadcastNetns(t *testing.T) {
 		}
 		if f.Datagrams > sentBcast || f.Unicast > sentUni {
 			t.Errorf("counted %d broadcast and %d unicast, but only %d and %d were sent", f.Datagrams, f.Unicast, sentBcast, sentUni)
+		}
+	})
+	t.Run("mode packet, port free: packet socket, the port stays free", func(t *testing.T) {
+		const port = 19815
+		s := startSender(t, lab, subnetBroadcast(lab, port), nil)
+		b := startBinder(t, lab, port)
+		r, f := runBroadcastMode(t, lab, "0.0.0.0", port, probe.BroadcastPacket)
+		b.halt()
+		s.halt()
+		if !r.Up || r.Reason != probe.ReasonOK || f.Mode != "packet" || f.Datagrams == 0 || f.PortHolder != "" {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+		if !strings.Contains(r.Detail, "mode: packet, leaving the port free") {
+			t.Errorf("detail %q does not say the port was left free", r.Detail)
+		}
+		if b.failed > 0 || b.ok == 0 {
+			t.Errorf("another socket bound udp/%d %d times and failed %d times (first: %v) during the window; mode packet must never hold the port",
+				port, b.ok, b.failed, b.firstErr)
+		}
+	})
+
+	// The control for the case above, and the caveat of mode auto: on a
+	// free port it binds, and holds the port for the whole window.
+	t.Run("mode auto, port free: holds the port", func(t *testing.T) {
+		const port = 19816
+		s := startSender(t, lab, subnetBroadcast(lab, port), nil)
+		b := startBinder(t, lab, port)
+		r, f := runBroadcastMode(t, lab, "0.0.0.0", port, probe.BroadcastAuto)
+		b.halt()
+		s.halt()
+		if !r.Up || f.Mode != "bind" {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+		if b.failed == 0 || !errors.Is(b.firstErr, syscall.EADDRINUSE) {
+			t.Errorf("another socket bound udp/%d %d times and failed %d times (first: %v); while mode auto binds, it must fail with EADDRINUSE",
+				port, b.ok, b.failed, b.firstErr)
+		}
+	})
+
+	t.Run("mode bind, port taken: error naming the holder", func(t *testing.T) {
+		const port = 15001
+		vendor := lab.ListenUDP(lab.Router(), fmt.Sprintf("0.0.0.0:%d", port))
+		defer vendor.Close()
+		s := startSender(t, lab, subnetBroadcast(lab, port), nil)
+		r, f := runBroadcastMode(t, lab, "0.0.0.0", port, probe.BroadcastBind)
+		s.halt()
+		if r.Up || r.Reason != probe.ReasonInternalError || f.Mode != "" || f.Datagrams != 0 {
+			t.Fatalf("up=%v %s (%s), facts %+v", r.Up, r.Reason, r.Detail, f)
+		}
+		holder := fmt.Sprintf("probe.test[%d] on [::]:%d", os.Getpid(), port)
+		if !strings.Contains(f.PortHolder, fmt.Sprintf("[%d]", os.Getpid())) || !strings.Contains(f.PortHolder, fmt.Sprintf("]:%d", port)) {
+			t.Errorf("port holder %q, want the test process (like %q)", f.PortHolder, holder)
+		}
+		if !strings.Contains(r.Detail, "taken by "+f.PortHolder) || !strings.Contains(r.Detail, "mode: packet") {
+			t.Errorf("detail %q must name the holder and suggest mode: packet", r.Detail)
 		}
 	})
 }

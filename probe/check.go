@@ -53,11 +53,12 @@ type Check struct {
 	// no mail login. The secret itself is read at probe time, never stored.
 	Credentials Credentials
 
-	TLS  TLSOptions
-	UDP  UDPOptions
-	NTP  NTPOptions
-	FTP  FTPOptions
-	HTTP HTTPOptions
+	TLS       TLSOptions
+	UDP       UDPOptions
+	NTP       NTPOptions
+	FTP       FTPOptions
+	HTTP      HTTPOptions
+	Broadcast BroadcastOptions
 
 	// Meta describes a profile check for people; empty for custom checks.
 	// Nothing is probed by it.
@@ -121,6 +122,13 @@ type UDPOptions struct {
 	// for ports where nothing answers. It proves only that nothing rejected
 	// the datagram. (Config: expect_reply: false.)
 	AcceptSilence bool
+}
+
+// BroadcastOptions tune the broadcast kind.
+type BroadcastOptions struct {
+	// Mode is how the port is watched: BroadcastAuto (also when empty),
+	// BroadcastBind or BroadcastPacket; see broadcast.go.
+	Mode string
 }
 
 // NTPOptions tune the ntp kind.

@@ -154,8 +154,9 @@ type CheckSpec struct {
 	PasswordFile string
 	PasswordEnv  string
 
-	FTP  FTPSpec
-	HTTP HTTPSpec
+	FTP       FTPSpec
+	HTTP      HTTPSpec
+	Broadcast BroadcastSpec
 
 	// Meta holds the keys only profile checks take: direction, level,
 	// when, purpose and source. Zero in a config file's checks.
@@ -182,6 +183,13 @@ type HTTPSpec struct {
 	ExpectStatus    [][2]int // nil: not set
 	MaxRedirects    int
 	FollowRedirects *bool // nil: not set (default true)
+}
+
+// BroadcastSpec is the broadcast: section of a broadcast check. Zero
+// values mean "not set".
+type BroadcastSpec struct {
+	Mode  string // auto, bind or packet
+	lines map[string]int
 }
 
 // NTPSpec is the ntp: section of an ntp check. Zero values mean "not set".

@@ -21,7 +21,7 @@ import (
 
 // checkKeys is the list of check keys that an unknown-key error names.
 // A refused password: is not among them: it is refused with its reason.
-const checkKeys = "dns_server, essential, expect_reply, expect_status, follow_redirects, ftp, host, interval, " +
+const checkKeys = "broadcast, dns_server, essential, expect_reply, expect_status, follow_redirects, ftp, host, interval, " +
 	"ip_family, kind, max_redirects, method, name, ntp, password_env, password_file, path, payload, " +
 	"port, ports, protocol, proxy, query, send, send_hex, source_port, timeout, tls, user"
 

@@ -305,6 +305,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		"password_file": func(v *yaml.Node) { c.PasswordFile = d.passwordFile(v, where) },
 		"password_env":  func(v *yaml.Node) { c.PasswordEnv = d.passwordEnv(v, where) },
 		"ftp":           func(v *yaml.Node) { c.FTP = d.ftp(v, where) },
+		"broadcast":     func(v *yaml.Node) { c.Broadcast = d.broadcast(v, where) },
 
 		"method":           func(v *yaml.Node) { c.HTTP.Method = d.method(v, where) },
 		"path":             func(v *yaml.Node) { c.HTTP.Path = d.httpPath(v, "path", where) },
@@ -346,6 +347,9 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 	}
 	if c.FTP.lines == nil {
 		c.FTP.lines = map[string]int{}
+	}
+	if c.Broadcast.lines == nil {
+		c.Broadcast.lines = map[string]int{}
 	}
 
 	switch {

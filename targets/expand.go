@@ -504,6 +504,14 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		}
 	}
 
+	var bcast probe.BroadcastOptions
+	if kind.Name == "broadcast" {
+		bcast.Mode = probe.BroadcastAuto
+		if s.Broadcast.Mode != "" {
+			bcast.Mode = s.Broadcast.Mode
+		}
+	}
+
 	essential := true
 	if s.Essential != nil {
 		essential = *s.Essential
@@ -550,6 +558,7 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 			NTP:         ntp,
 			FTP:         ftp,
 			HTTP:        httpOpt,
+			Broadcast:   bcast,
 			Meta:        meta,
 		})
 	}

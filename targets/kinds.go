@@ -127,6 +127,9 @@ func (d *decoder) kindKeys(c *CheckSpec, k probe.KindSpec, where string) {
 	if ln := c.lines["ntp"]; ln > 0 && k.Name != "ntp" {
 		d.errorf(ln, "ntp in %s: only kind ntp takes ntp: options; this check is kind %s", where, k.Name)
 	}
+	if ln := c.lines["broadcast"]; ln > 0 && k.Name != "broadcast" {
+		d.errorf(ln, "broadcast in %s: only kind broadcast takes broadcast: options; this check is kind %s", where, k.Name)
+	}
 	d.optionKeys(c, k, variant, msg == "", where)
 }
 
@@ -297,6 +300,24 @@ func (d *decoder) ntp(v *yaml.Node, where string) NTPSpec {
 		},
 	})
 	return n
+}
+
+// broadcast decodes a broadcast check's broadcast: section.
+func (d *decoder) broadcast(v *yaml.Node, where string) BroadcastSpec {
+	b := BroadcastSpec{lines: map[string]int{"": v.Line}}
+	in := "broadcast of " + where
+	d.fields(v, in, b.lines, map[string]func(v *yaml.Node){
+		"mode": func(v *yaml.Node) {
+			s := d.str(v, "mode", in)
+			if v.Kind != yaml.ScalarNode || isNull(v) || slices.Contains(probe.BroadcastModes(), s) {
+				b.Mode = s
+				return
+			}
+			d.errorf(v.Line, "mode in %s must be %s (default %s), got %q%s",
+				in, orList(probe.BroadcastModes()), probe.BroadcastAuto, s, closeTo(s, probe.BroadcastModes()))
+		},
+	})
+	return b
 }
 
 func (d *decoder) samples(v *yaml.Node, where string) int {

@@ -161,6 +161,24 @@ func TestOptionParseErrors(t *testing.T) {
 			`config.yml:5: tls in check "a": kind ftp speaks TLS only with ftp: {explicit_tls: true}`}},
 		{"tls on sip over tcp", one("sip", "    protocol: tcp\n    tls: {server_name: x}\n"), []string{
 			`config.yml:6: tls in check "a": kind sip speaks TLS only with protocol: tls, and this check uses tcp`}},
+
+		// broadcast:
+		{"broadcast mode unknown", one("broadcast", "    port: 15000\n    broadcast: {mode: passive}\n"), []string{
+			`config.yml:6: mode in broadcast of check "a" must be auto, bind or packet (default auto), got "passive"`}},
+		{"broadcast mode misspelt", one("broadcast", "    port: 15000\n    broadcast:\n      mode: pakcet\n"), []string{
+			`config.yml:7: mode in broadcast of check "a" must be auto, bind or packet (default auto), got "pakcet" (did you mean "packet"?)`}},
+		{"broadcast mode empty", one("broadcast", "    port: 15000\n    broadcast: {mode: ''}\n"), []string{
+			`config.yml:6: mode in broadcast of check "a" must be auto, bind or packet (default auto), got ""`}},
+		{"broadcast mode a list", one("broadcast", "    port: 15000\n    broadcast: {mode: [packet]}\n"), []string{
+			`config.yml:6: mode in broadcast of check "a" must be a string, got a list`}},
+		{"broadcast unknown key", one("broadcast", "    port: 15000\n    broadcast: {mdoe: packet}\n"), []string{
+			`config.yml:6: unknown key "mdoe" in broadcast of check "a" (did you mean "mode"?)`}},
+		{"broadcast not a mapping", one("broadcast", "    port: 15000\n    broadcast: packet\n"), []string{
+			`config.yml:6: broadcast of check "a" must be a mapping (key: value), got "packet"`}},
+		{"broadcast options on listen", one("listen", "    port: 15000\n    protocol: udp\n    broadcast: {mode: packet}\n"), []string{
+			`config.yml:7: broadcast in check "a": only kind broadcast takes broadcast: options; this check is kind listen`}},
+		{"broadcast options on udp", one("udp", "    port: 15000\n    payload: echo\n    broadcast:\n      mode: bind\n"), []string{
+			`config.yml:7: broadcast in check "a": only kind broadcast takes broadcast: options; this check is kind udp`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,6 +352,20 @@ func TestOptionChecks(t *testing.T) {
 			with(base("http", 80), func(c *probe.Check) { c.TLS.ServerName = "h.example" })},
 		{"tls on smtp", one("smtp", "    tls: {server_name: mx.example}\n"),
 			with(base("smtp", 587), func(c *probe.Check) { c.TLS.ServerName = "mx.example" })},
+
+		// broadcast: mode auto unless set.
+		{"broadcast default mode", one("broadcast", "    port: 15000\n"),
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "auto" })},
+		{"broadcast: alone", one("broadcast", "    port: 15000\n    broadcast:\n"),
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "auto" })},
+		{"broadcast mode auto", one("broadcast", "    port: 15000\n    broadcast: {mode: auto}\n"),
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "auto" })},
+		{"broadcast mode bind", one("broadcast", "    port: 19813\n    broadcast: {mode: bind}\n"),
+			with(base("broadcast", 19813), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "bind" })},
+		{"broadcast mode packet", one("broadcast", "    port: 15000\n    broadcast:\n      mode: packet\n"),
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "packet" })},
+		{"no broadcast mode on other kinds", one("udp", "    port: 7\n    payload: echo\n"),
+			with(base("udp", 7), func(c *probe.Check) { c.Protocol, c.UDP.Payload = "udp", "echo" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
