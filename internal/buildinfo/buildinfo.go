@@ -40,5 +40,8 @@ func Get() Info {
 // String is the --version line.
 func String() string {
 	i := Get()
+	if i.Revision == "" {
+		return fmt.Sprintf("connprobe %s (%s)", i.Version, i.GoVersion)
+	}
 	return fmt.Sprintf("connprobe %s (revision %s, %s)", i.Version, i.Revision, i.GoVersion)
 }
