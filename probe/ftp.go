@@ -80,23 +80,12 @@ type ftpReply struct {
 type ftpControl struct {
 	conn   net.Conn
 	br     *bufio.Reader
-	got    *ftpCountingReader
+	got    *countingReader
 	secret string // the password, scrubbed from any server text shown
 }
 
-type ftpCountingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *ftpCountingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 func newFTPControl(conn net.Conn, secret string) *ftpControl {
-	cr := &ftpCountingReader{r: conn}
+	cr := &countingReader{r: conn}
 	return &ftpControl{conn: conn, br: bufio.NewReaderSize(cr, ftpMaxLine), got: cr, secret: secret}
 }
 
@@ -379,7 +368,7 @@ func (s *ftpSession) startTLS(ctx context.Context, raw net.Conn) (Phase, error) 
 	s.tlsCfg = cfg
 
 	hsBegin := time.Now()
-	tc, facts, err := ftpHandshake(ctx, raw, s.t, cfg)
+	tc, facts, err := handshakeWithConfig(ctx, raw, s.t, cfg)
 	hsTime := time.Since(hsBegin)
 	s.step(PhaseTLS, hsBegin)
 	if facts != nil {
@@ -407,28 +396,6 @@ func (s *ftpSession) protect() error {
 		}
 	}
 	return nil
-}
-
-// ftpHandshake is handshakeTLS with a caller-supplied config, so that the
-// control and data channels share one session cache. It verifies the chain
-// and the issuer pin the same way.
-func ftpHandshake(ctx context.Context, conn net.Conn, t Target, cfg *tls.Config) (*tls.Conn, *TLSFacts, error) {
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		facts := factsFromFailure(err, cfg.ServerName)
-		if pinErr := pinCheckUnverified(err, t.Check.TLS.ExpectIssuer); pinErr != nil {
-			return nil, facts, pinErr
-		}
-		return nil, facts, err
-	}
-	cs := tc.ConnectionState()
-	facts := factsFromState(cs, cfg.ServerName)
-	// A resumed session (the data channel) was verified and pinned when the
-	// control channel established it.
-	if exp := t.Check.TLS.ExpectIssuer; len(exp) > 0 && !cs.DidResume && !chainsMatchIssuer(cs.VerifiedChains, exp) {
-		return nil, facts, &InterceptedError{Presented: facts.Issuer, Expected: exp, Verified: true}
-	}
-	return tc, facts, nil
 }
 
 // login sends USER and, when asked, PASS. The password goes only onto the
@@ -514,7 +481,7 @@ func (s *ftpSession) transfer(ctx context.Context) error {
 	if s.tlsCfg != nil {
 		// The server starts TLS on the data connection once it has the
 		// command, hence the handshake only now.
-		tc, _, err := ftpHandshake(ctx, data, s.t, s.tlsCfg)
+		tc, _, err := handshakeWithConfig(ctx, data, s.t, s.tlsCfg)
 		if err != nil {
 			return failed(fmt.Errorf("TLS on the data connection to %s: %w", where, err))
 		}

@@ -135,7 +135,7 @@ func (s *lbFTP) handle(c net.Conn) {
 			}
 		case "EPSV", "PASV":
 			if cmd == "EPSV" && s.noEPSV {
-				reply("502 EPSV not implemented")
+				reply("502 EPSV unsupported here")
 				continue
 			}
 			port := s.pasvPort
@@ -180,7 +180,7 @@ func (s *lbFTP) handle(c net.Conn) {
 			reply("221 Goodbye.")
 			return
 		default:
-			reply("502 Command not implemented.")
+			reply("502 Command unrecognized.")
 		}
 	}
 }

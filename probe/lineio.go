@@ -31,14 +31,14 @@ type GreetingFacts struct {
 	LoggedIn bool `json:"logged_in,omitempty"`
 }
 
-// lineCounter counts the bytes read through it: "sent nothing" (silence)
+// countingReader counts the bytes read through it: "sent nothing" (silence)
 // and "sent something, but not a line" are different verdicts.
-type lineCounter struct {
+type countingReader struct {
 	r io.Reader
 	n int64
 }
 
-func (c *lineCounter) Read(p []byte) (int, error) {
+func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -49,12 +49,12 @@ func (c *lineCounter) Read(p []byte) (int, error) {
 // protocol error after max bytes, not an allocation the server controls.
 type boundedLineReader struct {
 	br  *bufio.Reader
-	cnt *lineCounter
+	cnt *countingReader
 	max int
 }
 
 func newBoundedLineReader(r io.Reader, limit int) *boundedLineReader {
-	cnt := &lineCounter{r: r}
+	cnt := &countingReader{r: r}
 	return &boundedLineReader{br: bufio.NewReaderSize(cnt, limit), cnt: cnt, max: limit}
 }
 

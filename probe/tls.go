@@ -112,10 +112,16 @@ func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.Cur
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
+	return handshakeWithConfig(ctx, conn, t, cfg)
+}
+
+// handshakeWithConfig is handshakeTLS with a caller-built config (FTPS shares
+// one session cache between its control and data channels) and with the
+// caller's own deadlines on conn, which it leaves alone.
+func handshakeWithConfig(ctx context.Context, conn net.Conn, t Target, cfg *tls.Config) (*tls.Conn, *TLSFacts, error) {
 	tc := tls.Client(conn, cfg)
-	err = tc.HandshakeContext(ctx)
-	_ = conn.SetDeadline(time.Time{})
-	if err != nil {
+	if err := tc.HandshakeContext(ctx); err != nil {
 		facts := factsFromFailure(err, cfg.ServerName)
 		if pinErr := pinCheckUnverified(err, t.Check.TLS.ExpectIssuer); pinErr != nil {
 			return nil, facts, pinErr
@@ -124,7 +130,8 @@ func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.Cur
 	}
 	cs := tc.ConnectionState()
 	facts := factsFromState(cs, cfg.ServerName)
-	if exp := t.Check.TLS.ExpectIssuer; len(exp) > 0 && !chainsMatchIssuer(cs.VerifiedChains, exp) {
+	// A resumed session was verified and pinned when it was established.
+	if exp := t.Check.TLS.ExpectIssuer; len(exp) > 0 && !cs.DidResume && !chainsMatchIssuer(cs.VerifiedChains, exp) {
 		_ = tc.Close()
 		return nil, facts, &InterceptedError{Presented: facts.Issuer, Expected: exp, Verified: true}
 	}
