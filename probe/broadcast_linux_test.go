@@ -4,7 +4,6 @@ package probe_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -103,20 +102,20 @@ func (s *sender) counts() (bcast, uni int) {
 	return s.sentBcast, s.sentUni
 }
 
-func runBroadcast(t *testing.T, lab *netlab.Lab, host string, port int) (helperResult, probe.BroadcastFacts) {
+func runBroadcast(t *testing.T, lab *netlab.Lab, host string, port int) (probe.Result, probe.BroadcastFacts) {
 	t.Helper()
 	return runBroadcastMode(t, lab, host, port, "")
 }
 
-func runBroadcastMode(t *testing.T, lab *netlab.Lab, host string, port int, mode string) (helperResult, probe.BroadcastFacts) {
+func runBroadcastMode(t *testing.T, lab *netlab.Lab, host string, port int, mode string) (probe.Result, probe.BroadcastFacts) {
 	t.Helper()
-	r := runInNetns(t, lab, lab.Router(), probe.Check{Name: "b", Kind: "broadcast", Host: host, Port: port,
+	r := runInNetns(t, lab, lab.Router(), &probe.Check{Name: "b", Kind: "broadcast", Host: host, Port: port,
 		Protocol: "udp", Timeout: broadcastWindow, Broadcast: probe.BroadcastOptions{Mode: mode}})
-	var f probe.BroadcastFacts
-	if err := json.Unmarshal(r.Facts, &f); err != nil {
-		t.Fatalf("facts %s: %v", r.Facts, err)
+	if r.Facts.BroadcastFacts == nil {
+		t.Fatalf("%s %s: %s; no broadcast facts", r.Reason, host, r.Detail)
 	}
-	t.Logf("%s %s: %s; facts %s", r.Reason, host, r.Detail, r.Facts)
+	f := *r.Facts.BroadcastFacts
+	t.Logf("%s %s: %s; facts %+v", r.Reason, host, r.Detail, f)
 	return r, f
 }
 

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,22 +30,6 @@ import (
 //
 // They need root; without it (or without ip/iptables/nft, or without the
 // right to create network namespaces) they skip.
-
-// fwCase is one firewall situation and the verdict the probe must reach.
-type fwCase struct {
-	name    string
-	kind    string        // "tcp" unless set
-	timeout time.Duration // check timeout; 2s unless set
-	// setup prepares the lab and returns the check to run from the client.
-	setup  func(t *testing.T, lab *netlab.Lab) *probe.Check
-	reason probe.Reason
-	phase  probe.Phase
-	// detail returns substrings the result's detail must contain.
-	detail func(lab *netlab.Lab) []string
-	// atLeast is the least time the attempt must take (a timeout must wait
-	// for it), atMost the most (an ICMP or RST answer is immediate).
-	atLeast, atMost time.Duration
-}
 
 // fwListen opens a TCP listener on the server (IPv4 or IPv6) and returns its port.
 func fwListen(t *testing.T, lab *netlab.Lab, ip net.IP) int {
@@ -353,61 +336,7 @@ func fwCases() []fwCase {
 }
 
 func TestFirewallReasons(t *testing.T) {
-	if err := netlab.Available(); err != nil {
-		t.Skipf("netlab: %v", err)
-	}
-	for _, tc := range fwCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			lab := netlab.New(t)
-			c := tc.setup(t, lab)
-			c.Kind = tc.kind
-			if c.Kind == "" {
-				c.Kind = "tcp"
-			}
-			c.Timeout = tc.timeout
-			if c.Timeout == 0 {
-				c.Timeout = 2 * time.Second
-			}
-			r := fwRun(t, lab, c)
-			t.Logf("%s -> %s (phase %s, %s): %s", tc.name, r.Reason, r.Phase, r.Duration.Round(time.Millisecond), r.Detail)
-			if r.Reason != tc.reason || r.Phase != tc.phase {
-				t.Errorf("got reason %q phase %q, want %q phase %q (detail: %s)", r.Reason, r.Phase, tc.reason, tc.phase, r.Detail)
-			}
-			if r.Up != (tc.reason == probe.ReasonOK) {
-				t.Errorf("Up = %v for reason %q", r.Up, r.Reason)
-			}
-			if r.Address != c.Host {
-				t.Errorf("Address = %q, want %q", r.Address, c.Host)
-			}
-			if tc.detail != nil {
-				for _, want := range tc.detail(lab) {
-					if !strings.Contains(r.Detail, want) {
-						t.Errorf("detail %q does not contain %q", r.Detail, want)
-					}
-				}
-			}
-			if tc.atLeast > 0 && r.Duration < tc.atLeast {
-				t.Errorf("took %s, want at least %s", r.Duration, tc.atLeast)
-			}
-			if tc.atMost > 0 && r.Duration > tc.atMost {
-				t.Errorf("took %s, want at most %s", r.Duration, tc.atMost)
-			}
-		})
-	}
-}
-
-// fwRun runs c once from the lab's client namespace and returns its single result.
-func fwRun(t *testing.T, lab *netlab.Lab, c *probe.Check) probe.Result {
-	t.Helper()
-	var results []probe.Result
-	if err := lab.RunHelper(lab.Client(), fwHelperTest, fwHelperInput{Check: *c}, &results, c.Timeout+10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if len(results) != 1 {
-		t.Fatalf("got %d results, want 1: %+v", len(results), results)
-	}
-	return results[0]
+	runFwCases(t, fwCases())
 }
 
 // fwTLSServer serves TLS on the server with a certificate for its IPv4

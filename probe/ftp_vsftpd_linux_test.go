@@ -304,50 +304,45 @@ func vsftpdCases() []vsftpdCase {
 
 func TestFTPVsftpd(t *testing.T) {
 	vsftpdAvailable(t)
-	for _, tc := range vsftpdCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			lab := netlab.New(t)
-			c := &probe.Check{Name: "vsftpd", Kind: "ftp", Host: lab.ServerIP().String(), Port: 21,
-				Timeout: tc.timeout, FTP: probe.FTPOptions{Path: tc.path}}
-			if c.Timeout == 0 {
-				c.Timeout = 3 * time.Second
-			}
-			var tlsFiles []string
-			if tc.ftps {
-				cert, key, ca := vsftpdCert(t, lab)
-				if !tc.plainServer {
-					tlsFiles = []string{cert, key}
+	var cases []fwCase
+	for _, vc := range vsftpdCases() {
+		timeout := vc.timeout
+		if timeout == 0 {
+			timeout = 3 * time.Second
+		}
+		cases = append(cases, fwCase{
+			name:    vc.name,
+			timeout: timeout,
+			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
+				c := &probe.Check{Name: "vsftpd", Kind: "ftp", Host: lab.ServerIP().String(), Port: 21,
+					FTP: probe.FTPOptions{Path: vc.path}}
+				var tlsFiles []string
+				if vc.ftps {
+					cert, key, ca := vsftpdCert(t, lab)
+					if !vc.plainServer {
+						tlsFiles = []string{cert, key}
+					}
+					c.FTP.ExplicitTLS = true
+					c.TLS.CAFile = ca
 				}
-				c.FTP.ExplicitTLS = true
-				c.TLS.CAFile = ca
-			}
-			startVsftpd(t, lab, tlsFiles)
-			if tc.rules != nil {
-				tc.rules(lab)
-			}
-			r := fwRun(t, lab, c)
-			t.Logf("%s -> %s (phase %s, %s): %s", tc.name, r.Reason, r.Phase, r.Duration.Round(time.Millisecond), r.Detail)
-			if r.Reason != tc.reason || r.Phase != tc.phase || r.Up != (tc.reason == probe.ReasonOK) {
-				t.Errorf("got up=%v reason %q phase %q, want reason %q phase %q (detail: %s)", r.Up, r.Reason, r.Phase, tc.reason, tc.phase, r.Detail)
-			}
-			for _, want := range tc.detail(lab) {
-				if !strings.Contains(r.Detail, want) {
-					t.Errorf("detail %q does not contain %q", r.Detail, want)
+				startVsftpd(t, lab, tlsFiles)
+				if vc.rules != nil {
+					vc.rules(lab)
 				}
-			}
-			if tc.atLeast > 0 && r.Duration < tc.atLeast {
-				t.Errorf("took %s, want at least %s", r.Duration, tc.atLeast)
-			}
-			if tc.atMost > 0 && r.Duration > tc.atMost {
-				t.Errorf("took %s, want at most %s", r.Duration, tc.atMost)
-			}
-			if tc.reason == probe.ReasonOK {
+				return c
+			},
+			reason: vc.reason, phase: vc.phase, detail: vc.detail,
+			atLeast: vc.atLeast, atMost: vc.atMost,
+			check: func(t *testing.T, _ *netlab.Lab, r probe.Result) {
+				if vc.reason != probe.ReasonOK {
+					return
+				}
 				f := r.Facts.FTPFacts
 				if f == nil || f.PassivePort < vsftpdPasvMin || f.PassivePort > vsftpdPasvMax || f.DataBytes <= 0 {
 					t.Errorf("facts %+v: want a passive port in %s and bytes received", f, vsftpdPasvRange())
 				}
-			}
+			},
 		})
 	}
+	runFwCases(t, cases)
 }

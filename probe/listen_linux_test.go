@@ -4,7 +4,6 @@ package probe_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -152,37 +151,14 @@ func TestListenNotThisHost(t *testing.T) {
 	}
 }
 
-// helperResult is the part of a probe.Result the namespace tests read back
-// from the helper process; facts stay raw so that each test decodes its own kind's.
-type helperResult struct {
-	Up     bool
-	Reason probe.Reason
-	Detail string
-	Facts  json.RawMessage
-}
-
-// runInNetns runs c with probe.Run in namespace ns (via the firewall tests'
-// helper process) and returns its only result.
-func runInNetns(t *testing.T, lab *netlab.Lab, ns string, c probe.Check) helperResult {
-	t.Helper()
-	var out []helperResult
-	if err := lab.RunHelper(ns, fwHelperTest, fwHelperInput{Check: c}, &out, c.Timeout+15*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != 1 {
-		t.Fatalf("want one result, got %+v", out)
-	}
-	return out[0]
-}
-
 func TestListenNetnsLoopbackOnly(t *testing.T) {
 	lab := netlab.New(t)
 	lan := lab.RouterClientSideIP().String()
 	loop := lab.ListenTCP(lab.Router(), "127.0.0.1:0")
 	wild := lab.ListenTCP(lab.Router(), "0.0.0.0:0")
 	exact := lab.ListenUDP(lab.Router(), lab.RouterServerSideIP().String()+":0")
-	check := func(host string, port int, transport string) probe.Check {
-		return probe.Check{Name: "l", Kind: "listen", Host: host, Port: port, Transport: transport,
+	check := func(host string, port int, transport string) *probe.Check {
+		return &probe.Check{Name: "l", Kind: "listen", Host: host, Port: port, Transport: transport,
 			Protocol: probe.ProtocolOf(transport), Timeout: 5 * time.Second}
 	}
 
@@ -192,9 +168,8 @@ func TestListenNetnsLoopbackOnly(t *testing.T) {
 	if r.Up || r.Reason != probe.ReasonLocal || !strings.Contains(r.Detail, "peers on the LAN cannot reach it") {
 		t.Errorf("loopback-only listener for %s: up=%v %s (%s)", lan, r.Up, r.Reason, r.Detail)
 	}
-	var f probe.ListenFacts
-	if err := json.Unmarshal(r.Facts, &f); err != nil || !slices.Contains(f.Listening, fmt.Sprintf("127.0.0.1:%d", lp)) {
-		t.Errorf("facts %s (%v) lack 127.0.0.1:%d", r.Facts, err, lp)
+	if f := r.Facts.ListenFacts; f == nil || !slices.Contains(f.Listening, fmt.Sprintf("127.0.0.1:%d", lp)) {
+		t.Errorf("facts %+v lack 127.0.0.1:%d", f, lp)
 	}
 	if r := runInNetns(t, lab, lab.Router(), check("127.0.0.1", lp, "tcp")); !r.Up || r.Reason != probe.ReasonOK {
 		t.Errorf("loopback-only listener for 127.0.0.1: up=%v %s (%s)", r.Up, r.Reason, r.Detail)

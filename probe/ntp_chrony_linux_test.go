@@ -29,8 +29,8 @@ func chronyCheck(t *testing.T, lab *netlab.Lab) *probe.Check {
 }
 
 // chronyRouterReject: the router rejects NTP with the given ICMP message.
-func chronyRouterReject(rejectWith, icmpText string) udpFwCase {
-	return udpFwCase{
+func chronyRouterReject(rejectWith, icmpText string) fwCase {
+	return fwCase{
 		name: "router_reject_" + rejectWith,
 		setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
 			c := chronyCheck(t, lab)
@@ -89,7 +89,7 @@ func TestNTPChrony(t *testing.T) {
 		}
 		t.Skipf("%v; the chrony tests need a real NTP server", err)
 	}
-	runUDPFwCases(t, []udpFwCase{
+	runFwCases(t, []fwCase{
 		{
 			name:   "ok",
 			setup:  chronyCheck,

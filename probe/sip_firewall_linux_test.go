@@ -48,9 +48,7 @@ func sipLabResponder(t *testing.T, lab *netlab.Lab) *probe.Check {
 }
 
 func TestSIPFirewall(t *testing.T) {
-	if err := netlab.Available(); err != nil {
-		t.Skipf("netlab: %v", err)
-	}
+	var cases []fwCase
 	for _, tc := range []struct {
 		name            string
 		rule            []string // router FORWARD rule for the SIP port, if any
@@ -82,27 +80,19 @@ func TestSIPFirewall(t *testing.T) {
 			atMost: time.Second,
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			lab := netlab.New(t)
-			c := sipLabResponder(t, lab)
-			if tc.rule != nil {
-				lab.IPTables(lab.Router(), append([]string{"-A", "FORWARD", "-p", "udp", "--dport", strconv.Itoa(c.Port)}, tc.rule...)...)
-			}
-			r := fwRun(t, lab, c)
-			t.Logf("%s -> %s (phase %s, %s): %s", tc.name, r.Reason, r.Phase, r.Duration.Round(time.Millisecond), r.Detail)
-			if r.Reason != tc.reason || r.Phase != probe.PhaseResponse || r.Up != (tc.reason == probe.ReasonOK) {
-				t.Errorf("got up=%v reason %q phase %q, want reason %q phase response", r.Up, r.Reason, r.Phase, tc.reason)
-			}
-			if want := tc.detail(lab); !strings.Contains(r.Detail, want) {
-				t.Errorf("detail %q does not contain %q", r.Detail, want)
-			}
-			if tc.atLeast > 0 && r.Duration < tc.atLeast {
-				t.Errorf("took %s, want at least %s", r.Duration, tc.atLeast)
-			}
-			if tc.atMost > 0 && r.Duration > tc.atMost {
-				t.Errorf("took %s, want at most %s", r.Duration, tc.atMost)
-			}
+		cases = append(cases, fwCase{
+			name: tc.name,
+			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
+				c := sipLabResponder(t, lab)
+				if tc.rule != nil {
+					lab.IPTables(lab.Router(), append([]string{"-A", "FORWARD", "-p", "udp", "--dport", strconv.Itoa(c.Port)}, tc.rule...)...)
+				}
+				return c
+			},
+			reason: tc.reason, phase: probe.PhaseResponse,
+			detail:  func(lab *netlab.Lab) []string { return []string{tc.detail(lab)} },
+			atLeast: tc.atLeast, atMost: tc.atMost,
 		})
 	}
+	runFwCases(t, cases)
 }

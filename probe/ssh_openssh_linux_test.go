@@ -104,6 +104,7 @@ func TestSSHRealOpenSSH(t *testing.T) {
 		t.Skipf("netlab: %v", err)
 	}
 	sshdBinaries(t) // skip (or fail in CI) before building labs
+	var cases []fwCase
 	for _, tc := range []struct {
 		name   string
 		rule   []string // on the router's FORWARD chain, if any
@@ -119,33 +120,28 @@ func TestSSHRealOpenSSH(t *testing.T) {
 		{"router_reject", []string{"-j", "REJECT"}, probe.ReasonRejected, probe.PhaseConnect,
 			[]string{"(port unreachable)", "a device on the path"}, 0, time.Second},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			lab := netlab.New(t)
-			startSSHD(t, lab)
-			if tc.rule != nil {
-				lab.IPTables(lab.Router(), append([]string{"-A", "FORWARD", "-p", "tcp", "--dport", strconv.Itoa(sshdPort)}, tc.rule...)...)
-			}
-			c := &probe.Check{Name: "ssh", Kind: "ssh", Host: lab.ServerIP().String(), Port: sshdPort, Timeout: 1500 * time.Millisecond}
-			r := fwRun(t, lab, c)
-			t.Logf("%s -> %s (phase %s, %s): %s", tc.name, r.Reason, r.Phase, r.Duration.Round(time.Millisecond), r.Detail)
-			if r.Reason != tc.reason || r.Phase != tc.phase || r.Up != (tc.reason == probe.ReasonOK) {
-				t.Errorf("got up=%v reason %q phase %q, want reason %q phase %q (detail: %s)", r.Up, r.Reason, r.Phase, tc.reason, tc.phase, r.Detail)
-			}
-			for _, p := range tc.parts {
-				if !strings.Contains(r.Detail, p) {
-					t.Errorf("detail %q does not contain %q", r.Detail, p)
+		cases = append(cases, fwCase{
+			name:    tc.name,
+			timeout: 1500 * time.Millisecond,
+			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
+				startSSHD(t, lab)
+				if tc.rule != nil {
+					lab.IPTables(lab.Router(), append([]string{"-A", "FORWARD", "-p", "tcp", "--dport", strconv.Itoa(sshdPort)}, tc.rule...)...)
 				}
-			}
-			if tc.reason == probe.ReasonOK {
-				f := r.Facts.GreetingFacts
-				if f == nil || !strings.HasPrefix(f.Software, "OpenSSH_") {
+				return &probe.Check{Name: "ssh", Kind: "ssh", Host: lab.ServerIP().String(), Port: sshdPort}
+			},
+			reason: tc.reason, phase: tc.phase,
+			detail:  func(*netlab.Lab) []string { return tc.parts },
+			atLeast: tc.atLeast, atMost: tc.atMost,
+			check: func(t *testing.T, _ *netlab.Lab, r probe.Result) {
+				if tc.reason != probe.ReasonOK {
+					return
+				}
+				if f := r.Facts.GreetingFacts; f == nil || !strings.HasPrefix(f.Software, "OpenSSH_") {
 					t.Errorf("facts %+v, want software OpenSSH_...", f)
 				}
-			}
-			if r.Duration < tc.atLeast || r.Duration > tc.atMost {
-				t.Errorf("took %s, want %s..%s", r.Duration, tc.atLeast, tc.atMost)
-			}
+			},
 		})
 	}
+	runFwCases(t, cases)
 }

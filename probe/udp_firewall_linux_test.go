@@ -3,10 +3,8 @@
 package probe_test
 
 import (
-	"context"
 	"net"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,111 +19,6 @@ import (
 // device is "rejected" naming it, and this host's own firewall is "local"
 // (OUTPUT REJECT: an ICMP error from its own address; OUTPUT DROP: EPERM on
 // send). Silence is "no_reply".
-
-// udpFwCase is one situation for a UDP kind and the verdict it must reach.
-type udpFwCase struct {
-	name    string
-	timeout time.Duration // check timeout; 2s unless set
-	setup   func(t *testing.T, lab *netlab.Lab) *probe.Check
-	up      bool
-	reason  probe.Reason
-	phase   probe.Phase
-	detail  func(lab *netlab.Lab) []string
-	// atLeast/atMost bound how long the attempt may take: silence must wait
-	// for the deadline, an ICMP error or EPERM is immediate.
-	atLeast, atMost time.Duration
-	// check inspects the result further (facts).
-	check func(t *testing.T, lab *netlab.Lab, r probe.Result)
-}
-
-func runUDPFwCases(t *testing.T, cases []udpFwCase) {
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			lab := netlab.New(t)
-			c := tc.setup(t, lab)
-			c.Timeout = tc.timeout
-			if c.Timeout == 0 {
-				c.Timeout = 2 * time.Second
-			}
-			r := udpFwRun(t, lab, c)
-			t.Logf("%s -> up=%v %s (phase %s, %s): %s", tc.name, r.Up, r.Reason, r.Phase, r.Duration.Round(time.Millisecond), r.Detail)
-			if r.Up != tc.up || r.Reason != tc.reason || r.Phase != tc.phase {
-				t.Errorf("got up=%v reason %q phase %q, want up=%v %q phase %q (detail: %s)",
-					r.Up, r.Reason, r.Phase, tc.up, tc.reason, tc.phase, r.Detail)
-			}
-			if r.Address != c.Host {
-				t.Errorf("Address = %q, want %q", r.Address, c.Host)
-			}
-			if tc.detail != nil {
-				for _, want := range tc.detail(lab) {
-					if !strings.Contains(r.Detail, want) {
-						t.Errorf("detail %q does not contain %q", r.Detail, want)
-					}
-				}
-			}
-			if tc.atLeast > 0 && r.Duration < tc.atLeast {
-				t.Errorf("took %s, want at least %s", r.Duration, tc.atLeast)
-			}
-			if tc.atMost > 0 && r.Duration > tc.atMost {
-				t.Errorf("took %s, want at most %s", r.Duration, tc.atMost)
-			}
-			if tc.check != nil {
-				tc.check(t, lab, r)
-			}
-		})
-	}
-}
-
-// udpFwHelperTest is the helper process the UDP lab tests run in the client
-// namespace. Unlike the firewall tests' helper it returns each kind's facts
-// separately: Facts encodes NTP and UDP facts into one JSON object, and their
-// shared names (source_port, rtt_seconds) would not decode back.
-const udpFwHelperTest = "TestUDPNetlabHelperProcess"
-
-type udpFwOutput struct {
-	Result probe.Result
-	NTP    *probe.NTPFacts
-	UDP    *probe.UDPFacts
-}
-
-// TestUDPNetlabHelperProcess is not a test: it is the helper process that
-// udpFwRun starts inside a lab's client namespace. It runs one probe.Run.
-func TestUDPNetlabHelperProcess(t *testing.T) {
-	var in fwHelperInput
-	ok, err := netlab.HelperInput(&in)
-	if !ok {
-		t.Skip("helper process for the UDP netlab tests; runs only when they start it")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), in.Check.Timeout+5*time.Second)
-	defer cancel()
-	var out []udpFwOutput
-	for _, r := range probe.Run(ctx, &in.Check) {
-		out = append(out, udpFwOutput{Result: r, NTP: r.Facts.NTPFacts, UDP: r.Facts.UDPFacts})
-	}
-	if err := netlab.WriteHelperOutput(out); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// udpFwRun runs c once from the lab's client namespace and returns its single
-// result, facts included.
-func udpFwRun(t *testing.T, lab *netlab.Lab, c *probe.Check) probe.Result {
-	t.Helper()
-	var out []udpFwOutput
-	if err := lab.RunHelper(lab.Client(), udpFwHelperTest, fwHelperInput{Check: *c}, &out, c.Timeout+10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != 1 {
-		t.Fatalf("got %d results, want 1: %+v", len(out), out)
-	}
-	r := out[0].Result
-	r.Facts = probe.Facts{NTPFacts: out[0].NTP, UDPFacts: out[0].UDP}
-	return r
-}
 
 // udpFwEcho runs a UDP echo server on ip in the server namespace and returns
 // an echo check against it.
@@ -154,8 +47,8 @@ func udpFwEchoV4(t *testing.T, lab *netlab.Lab) (*probe.Check, string) {
 }
 
 // udpFwRouterReject: the router's FORWARD chain rejects the datagram.
-func udpFwRouterReject(rejectWith, icmpText string) udpFwCase {
-	return udpFwCase{
+func udpFwRouterReject(rejectWith, icmpText string) fwCase {
+	return fwCase{
 		name: "router_reject_" + rejectWith,
 		setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
 			c, port := udpFwEchoV4(t, lab)
@@ -174,7 +67,7 @@ func TestUDPFirewallReasons(t *testing.T) {
 	if err := netlab.Available(); err != nil {
 		t.Skipf("netlab: %v", err)
 	}
-	runUDPFwCases(t, []udpFwCase{
+	runFwCases(t, []fwCase{
 		{
 			name: "echo_ok",
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
