@@ -85,6 +85,11 @@ type Result struct {
 	// Throttle asks the scheduler to slow down or stop probing this check's
 	// server (an NTP Kiss-o'-Death). Probes never sleep themselves.
 	Throttle Throttle
+
+	// Path is where the traffic of a failed attempt stopped, when a trace
+	// ran for it (see path.go); nil otherwise. A trace never changes Up or
+	// Reason.
+	Path *Path
 }
 
 // Throttle is a request from a server to be probed less.

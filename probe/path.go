@@ -1,0 +1,53 @@
+package probe
+
+// PathLocation says where on the way to its target a failing check's traffic
+// stopped. It is a public interface (JSON "location", metric label values):
+// extend, never rename.
+type PathLocation string
+
+// The fixed location vocabulary (README, "Where is it blocked").
+const (
+	// PathThisHost: the traffic never left this host (its own firewall
+	// dropped or rejected it). Hop 0.
+	PathThisHost PathLocation = "this_host"
+	// PathGateway: the first hop, this LAN's router or firewall, rejected the
+	// traffic, or answered TTL probes while nothing beyond it did. Hop 1.
+	PathGateway PathLocation = "gateway"
+	// PathUpstream: a device after the gateway rejected the traffic or was
+	// the last that answered (the ISP, a transit network, the target's side).
+	PathUpstream PathLocation = "upstream"
+	// PathUnknown: no hop answered and nothing rejected; the location is not
+	// guessed.
+	PathUnknown PathLocation = "unknown"
+)
+
+// PathLocations lists every location in a stable order.
+func PathLocations() []PathLocation {
+	return []PathLocation{PathThisHost, PathGateway, PathUpstream, PathUnknown}
+}
+
+// Path is where a failing check's traffic stopped, traced with the check's
+// own transport and destination port. Only a failed result whose reason can
+// hide a location (timeout, no_reply, rejected, unreachable) carries one.
+type Path struct {
+	Location PathLocation `json:"location"`
+	// Hop is the position of the device that stopped the traffic (a rejecting
+	// device) or, for a silent drop, of the last device that answered; 0 for
+	// this host.
+	Hop int `json:"hop"`
+	// Address is that device's address; empty when none answered.
+	Address string `json:"address"`
+	// Hops is what each TTL (hop limit) saw, in order from 1.
+	Hops []PathHop `json:"hops"`
+}
+
+// PathHop is what one TTL of a trace saw.
+type PathHop struct {
+	Hop     int    `json:"hop"`
+	Address string `json:"address"` // the device that answered; empty: silence
+	// RTTSeconds is the time to that device's answer; 0 when silent.
+	RTTSeconds float64 `json:"rtt_seconds,omitempty"`
+	// ICMP names what the device answered ("time exceeded",
+	// "admin prohibited", ...); empty when silent.
+	ICMP string `json:"icmp,omitempty"`
+}
