@@ -151,11 +151,6 @@ type TLSOptions struct {
 	ExpectIssuer []string
 }
 
-// ID identifies a check uniquely within one configuration.
-func (c *Check) ID() string {
-	return c.Profile + "/" + c.Name + "/" + c.Kind + "/" + c.Host + "/" + strconv.Itoa(c.Port)
-}
-
 // Target is one check bound to one resolved address.
 type Target struct {
 	Check  *Check

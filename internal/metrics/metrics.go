@@ -20,6 +20,7 @@
 package metrics
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,9 +249,11 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 	}
 }
 
+// ensureRecordedLocked remembers that check id created the series ls: the
+// whole label set counts, so that no series of a check escapes pruning.
 func (m *Metrics) ensureRecordedLocked(id string, ls prometheus.Labels) {
 	for _, have := range m.recordedByCheck[id] {
-		if have["ip_family"] == ls["ip_family"] {
+		if maps.Equal(have, ls) {
 			return
 		}
 	}
@@ -258,18 +261,41 @@ func (m *Metrics) ensureRecordedLocked(id string, ls prometheus.Labels) {
 }
 
 // pruneLocked deletes the counter and histogram series of checks that are no
-// longer configured.
+// longer configured (by probe.Check.ID, which includes the transport), except
+// those a configured check has recorded as well: two identities can share
+// labels (sip over tcp and over tls are both protocol="tcp"), and a removed
+// one must not reset the other's counters.
 func (m *Metrics) pruneLocked(configured map[string]bool) {
+	inUse := map[string]bool{}
+	for id, series := range m.recordedByCheck {
+		if configured[id] {
+			for _, ls := range series {
+				inUse[labelsKey(ls)] = true
+			}
+		}
+	}
 	for id, series := range m.recordedByCheck {
 		if configured[id] {
 			continue
 		}
 		for _, ls := range series {
-			m.runsTotal.DeletePartialMatch(ls)
-			m.latency.Delete(ls)
+			if !inUse[labelsKey(ls)] {
+				m.runsTotal.DeletePartialMatch(ls)
+				m.latency.Delete(ls)
+			}
 		}
 		delete(m.recordedByCheck, id)
 	}
+}
+
+// labelsKey spells a label set of resultLabels as a map key.
+func labelsKey(ls prometheus.Labels) string {
+	var b strings.Builder
+	for _, n := range resultLabels {
+		b.WriteString(ls[n])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // Describe implements prometheus.Collector.
@@ -318,7 +344,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			m.collectEntry(ch, e)
 			continue
 		}
-		key := rangeKey(e.Check)
+		key := e.Check.GroupID()
 		g, ok := byKey[key]
 		if !ok {
 			g = &rangeGroup{labels: rangeLabelValues(e.Check), essential: e.Check.Essential}
@@ -507,10 +533,6 @@ func portStatus(rs []probe.Result) (status string, up bool) {
 		reason = statusOther
 	}
 	return reason, up
-}
-
-func rangeKey(c *probe.Check) string {
-	return strings.Join([]string{c.Profile, c.Name, c.Kind, c.Host, c.Range}, "\x00")
 }
 
 func rangeLabelValues(c *probe.Check) []string {

@@ -12,10 +12,9 @@ package scheduler
 
 import (
 	"context"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +74,7 @@ type Scheduler struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	jobs    map[string]*job // by job ID: a check ID, or a range group's key
+	jobs    map[string]*job // by job ID: the members' probe.Check.GroupID
 	byCheck map[string]*job // by check ID, for the per-check accessors
 	ctx     context.Context // nil until Start
 	cancel  context.CancelFunc
@@ -87,16 +86,15 @@ type Scheduler struct {
 
 // job is the schedule of one check, or of the ports of one range group.
 type job struct {
-	id          string
-	fingerprint string // every setting of every member; a change restarts the schedule
-	members     []*probe.Check
-	interval    time.Duration
-	timer       *time.Timer
-	next        time.Time // the slot the timer is armed for
-	ctx         context.Context
-	cancel      context.CancelFunc
-	removed     bool
-	overruns    atomic.Uint64
+	id       string
+	members  []*probe.Check // a change of their settings restarts the schedule
+	interval time.Duration
+	timer    *time.Timer
+	next     time.Time // the slot the timer is armed for
+	ctx      context.Context
+	cancel   context.CancelFunc
+	removed  bool
+	overruns atomic.Uint64
 
 	// Guarded by Scheduler.mu.
 	cursor int  // the range member the next sample starts at
@@ -141,18 +139,6 @@ func New(opts Options) *Scheduler {
 	}
 }
 
-// RangeKey identifies the range group of a check: checks with the same
-// profile, name, kind, host and range spelling were expanded from one port
-// range. It is "" for a check of a single port.
-func RangeKey(c *probe.Check) string {
-	if c.Range == "" {
-		return ""
-	}
-	// The prefix keeps group keys apart from the check IDs that share the
-	// jobs map (a profile would have to be named "range ..." to collide).
-	return "range " + c.Profile + "/" + c.Name + "/" + c.Kind + "/" + c.Host + "/" + c.Range
-}
-
 // Offset is where in its interval a check first runs: derived from an FNV
 // hash of its ID, so it is the same on every start (no burst after a restart)
 // and different checks spread over the interval.
@@ -163,12 +149,6 @@ func Offset(id string, interval time.Duration) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(id))
 	return time.Duration(h.Sum64() % uint64(interval))
-}
-
-func fingerprint(c *probe.Check) string {
-	// %#v spells out every field, nested options included; Check holds no
-	// pointers, so equal settings give equal strings.
-	return fmt.Sprintf("%#v", *c)
 }
 
 func intervalOf(c *probe.Check) time.Duration {
@@ -185,8 +165,8 @@ type unit struct {
 	members []*probe.Check
 }
 
-// units groups checks into single checks and range groups, dropping
-// repeated check IDs.
+// units groups checks into single checks and range groups (by
+// probe.Check.GroupID), dropping repeated check IDs.
 func (s *Scheduler) units(checks []*probe.Check) []*unit {
 	seen := make(map[string]bool, len(checks))
 	groups := map[string]*unit{}
@@ -198,11 +178,7 @@ func (s *Scheduler) units(checks []*probe.Check) []*unit {
 			continue
 		}
 		seen[id] = true
-		key := RangeKey(c)
-		if key == "" {
-			out = append(out, &unit{id: id, members: []*probe.Check{c}})
-			continue
-		}
+		key := c.GroupID()
 		g, ok := groups[key]
 		if !ok {
 			g = &unit{id: key}
@@ -214,13 +190,10 @@ func (s *Scheduler) units(checks []*probe.Check) []*unit {
 	return out
 }
 
-func (u *unit) fingerprint() string {
-	var b strings.Builder
-	for _, c := range u.members {
-		b.WriteString(fingerprint(c))
-		b.WriteByte('\n')
-	}
-	return b.String()
+// sameSettings reports whether the job probes exactly the members of u,
+// in the same order, with the same settings.
+func (j *job) sameSettings(u *unit) bool {
+	return slices.EqualFunc(j.members, u.members, (*probe.Check).SameSettings)
 }
 
 // Apply replaces the set of checks. A check (or range group) with the same
@@ -237,10 +210,9 @@ func (s *Scheduler) Apply(checks []*probe.Check) {
 	var added, changed, unchanged int
 	for _, u := range units {
 		keep[u.id] = true
-		fp := u.fingerprint()
 		j := s.jobs[u.id]
 		switch {
-		case j != nil && j.fingerprint == fp:
+		case j != nil && j.sameSettings(u):
 			j.members = u.members // same settings; later runs report the current pointers
 			unchanged++
 		default:
@@ -250,7 +222,7 @@ func (s *Scheduler) Apply(checks []*probe.Check) {
 			} else {
 				added++
 			}
-			j = &job{id: u.id, fingerprint: fp, members: u.members, interval: intervalOf(u.members[0]), factor: 1}
+			j = &job{id: u.id, members: u.members, interval: intervalOf(u.members[0]), factor: 1}
 			s.jobs[u.id] = j
 			if s.ctx != nil && !s.stopped {
 				s.armLocked(j, time.Now())
