@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of connprobe and blackbox_exporter (when installed:
+# apt-get install prometheus-blackbox-exporter) in a throw-away network
+# namespace; see internal/tools/sidebyside for what it measures.
+#
+#   sudo bench/sidebyside.sh                  # one run, 200 addresses
+#   sudo bench/sidebyside.sh -runs 3 -scale 10000
+#
+# -runs N repeats the whole measurement N times (a fresh agent each time);
+# every other flag goes to the tool (-hosts, -interval, -window, -scale, -json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=1
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -runs) runs="$2"; shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/connprobe" ./cmd/probe
+go build -o "$tmp/sidebyside" ./internal/tools/sidebyside
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for i in $(seq 1 "$runs"); do
+  echo "== run $i of $runs ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
+  "$tmp/sidebyside" -agent "$tmp/connprobe" "${args[@]+"${args[@]}"}"
+done
