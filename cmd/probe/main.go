@@ -21,6 +21,7 @@ import (
 	"github.com/connprobe/connprobe/internal/buildinfo"
 	"github.com/connprobe/connprobe/internal/catalogue"
 	"github.com/connprobe/connprobe/internal/oneshot"
+	"github.com/connprobe/connprobe/internal/scheduler"
 	"github.com/connprobe/connprobe/targets"
 )
 
@@ -123,7 +124,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	var src sourceFlags
 	src.register(fs)
 	output := fs.StringP("output", "o", "table", "output format: table or json")
-	maxConcurrent := fs.Int("max-concurrent", 8, "probes in flight at once")
+	maxConcurrent := fs.Int("max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -236,7 +237,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	src.register(fs)
 	listen := fs.StringArray("web.listen-address", []string{":9469"}, "address to serve /metrics on (repeatable)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web configuration file (TLS, basic auth)")
-	maxConcurrent := fs.Int("scheduler.max-concurrent", 16, "probes in flight at once")
+	maxConcurrent := fs.Int("scheduler.max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log.format", "logfmt", "log format: logfmt or json")
 	version := fs.Bool("version", false, "print the version and exit")

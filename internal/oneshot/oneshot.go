@@ -1,153 +1,47 @@
-// Package oneshot runs every configured check once, without the scheduler,
-// and reports the results as a table or JSON for a technician.
+// Package oneshot runs every configured check once, through the
+// scheduler's run-once mode (the same pacing and concurrency cap as the
+// agent), and reports the results as a table or JSON for a technician.
 package oneshot
 
 import (
 	"context"
 	"sync"
-	"time"
 
+	"github.com/connprobe/connprobe/internal/scheduler"
 	"github.com/connprobe/connprobe/probe"
 )
 
-// Default pacing of probe starts towards one host.
-const (
-	DefaultPerHostSpacing = 50 * time.Millisecond
-	// DefaultUDPHostSpacing matches Linux's ICMP error rate limit (a burst of
-	// about six, then one per second per destination): a faster UDP sweep
-	// would report closed ports as no_reply instead of refused.
-	DefaultUDPHostSpacing = time.Second
-)
-
-// Options bound a one-shot run.
+// Options bound a one-shot run. Pacing is the scheduler's own.
 type Options struct {
-	// MaxConcurrent caps probes in flight (default 8).
+	// MaxConcurrent caps probes in flight (default scheduler.DefaultMaxConcurrent).
 	MaxConcurrent int
-	// PerHostSpacing is the least time between two TCP probe starts towards
-	// the same host, so a port range is swept paced (default 50ms).
-	PerHostSpacing time.Duration
-	// UDPHostSpacing is the least time between two UDP probe starts towards
-	// the same host (default 1s).
-	UDPHostSpacing time.Duration
 	// Run probes one check; probe.Run by default.
 	Run func(ctx context.Context, c *probe.Check) []probe.Result
 }
 
 // Run probes every check once and returns the results in check order. A
-// port range is swept in full, one result per port: probes of one host and
-// transport start one after the other, spaced from the previous real start,
-// while different hosts and transports proceed side by side.
+// port range is swept in full, one result per port. A check that never ran
+// because ctx ended first has one "not run" result.
 func Run(ctx context.Context, checks []*probe.Check, opts Options) []probe.Result {
-	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 8
+	var mu sync.Mutex
+	perCheck := make(map[*probe.Check][]probe.Result, len(checks))
+	s := scheduler.New(scheduler.Options{
+		MaxConcurrent: opts.MaxConcurrent,
+		Run:           opts.Run,
+		Sink: func(c *probe.Check, rs []probe.Result) {
+			mu.Lock()
+			perCheck[c] = rs
+			mu.Unlock()
+		},
+	})
+	for _, c := range s.RunOnce(ctx, checks) {
+		perCheck[c] = cancelled(c)
 	}
-	if opts.PerHostSpacing <= 0 {
-		opts.PerHostSpacing = DefaultPerHostSpacing
-	}
-	if opts.UDPHostSpacing <= 0 {
-		opts.UDPHostSpacing = DefaultUDPHostSpacing
-	}
-	if opts.Run == nil {
-		opts.Run = probe.Run
-	}
-	// Lanes: the indexes of the checks of one transport and host, in order.
-	var lanes [][]int
-	laneOf := map[string]int{}
-	for i, c := range checks {
-		key := protocolOf(c) + " " + c.Host
-		l, ok := laneOf[key]
-		if !ok {
-			l = len(lanes)
-			laneOf[key] = l
-			lanes = append(lanes, nil)
-		}
-		lanes[l] = append(lanes[l], i)
-	}
-
-	perCheck := make([][]probe.Result, len(checks))
-	sem := make(chan struct{}, opts.MaxConcurrent)
-	var wg sync.WaitGroup
-	for _, lane := range lanes {
-		spacing := opts.PerHostSpacing
-		if protocolOf(checks[lane[0]]) == "udp" {
-			spacing = opts.UDPHostSpacing
-		}
-		// The turn passes along the lane in check order and carries the
-		// previous probe's real start (after it got a probe slot): waiting
-		// for a slot can never bunch two probes of one host together, and
-		// each probe runs in the goroutine that waited for its start.
-		turn := make(chan time.Time, 1)
-		turn <- time.Time{}
-		for _, i := range lane {
-			mine, next := turn, make(chan time.Time, 1)
-			turn = next
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				last := <-mine
-				var at time.Time
-				if !last.IsZero() {
-					at = last.Add(spacing)
-				}
-				if !acquire(ctx, sem, at) {
-					next <- last
-					perCheck[i] = cancelled(checks[i])
-					return
-				}
-				next <- time.Now()
-				defer func() { <-sem }()
-				perCheck[i] = opts.Run(ctx, checks[i])
-			}()
-		}
-	}
-	wg.Wait()
 	var out []probe.Result
-	for _, rs := range perCheck {
-		out = append(out, rs...)
+	for _, c := range checks {
+		out = append(out, perCheck[c]...)
 	}
 	return out
-}
-
-// acquire waits until at (if set) and then for a probe slot; false, holding
-// no slot, when ctx ends first.
-func acquire(ctx context.Context, sem chan struct{}, at time.Time) bool {
-	if !at.IsZero() && !sleepUntil(ctx, at) {
-		return false
-	}
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return false
-	}
-	// select picks at random among ready cases: re-check a cancelled ctx.
-	if ctx.Err() != nil {
-		<-sem
-		return false
-	}
-	return true
-}
-
-// protocolOf is the check's transport for pacing; an unset one is TCP.
-func protocolOf(c *probe.Check) string {
-	if c.Protocol == "udp" {
-		return "udp"
-	}
-	return "tcp"
-}
-
-func sleepUntil(ctx context.Context, at time.Time) bool {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func cancelled(c *probe.Check) []probe.Result {

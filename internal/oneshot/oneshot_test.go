@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connprobe/connprobe/internal/scheduler"
 	"github.com/connprobe/connprobe/probe"
 	"github.com/connprobe/connprobe/targets"
 )
@@ -136,8 +137,8 @@ func TestRunPacesChecksOfOneHost(t *testing.T) {
 		checks = append(checks, &probe.Check{Name: "range", Kind: "tcp", Host: "h1", Port: port})
 	}
 	checks = append(checks, &probe.Check{Name: "other", Kind: "tcp", Host: "h2", Port: 1})
-	spacing := 30 * time.Millisecond
-	results := Run(context.Background(), checks, Options{PerHostSpacing: spacing, Run: run})
+	spacing := scheduler.DefaultPerHostSpacing
+	results := Run(context.Background(), checks, Options{Run: run})
 	if len(results) != 6 {
 		t.Fatalf("got %d results", len(results))
 	}
@@ -159,7 +160,7 @@ func TestRunPacesChecksOfOneHost(t *testing.T) {
 			last = s
 		}
 	}
-	// Five starts spaced 30ms apart span at least 4 spacings (minus timer slack).
+	// Five starts spaced 100ms apart span at least 4 spacings (minus timer slack).
 	if span := last.Sub(first); span < 4*spacing-10*time.Millisecond {
 		t.Errorf("5 probes of one host started within %s; want them paced %s apart", span, spacing)
 	}
@@ -222,8 +223,8 @@ func TestRunPacesUDPToOneHostASecondApart(t *testing.T) {
 			t.Errorf("%s waited behind the UDP pacing of h1", lane)
 		}
 	}
-	if tcp := starts["tcp h1"]; len(tcp) == 2 && tcp[1].Sub(tcp[0]) < DefaultPerHostSpacing {
-		t.Errorf("TCP starts %v apart, want >= %v", tcp[1].Sub(tcp[0]), DefaultPerHostSpacing)
+	if tcp := starts["tcp h1"]; len(tcp) == 2 && tcp[1].Sub(tcp[0]) < scheduler.DefaultPerHostSpacing-10*time.Millisecond {
+		t.Errorf("TCP starts %v apart, want >= %v", tcp[1].Sub(tcp[0]), scheduler.DefaultPerHostSpacing)
 	}
 }
 

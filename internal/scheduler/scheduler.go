@@ -8,6 +8,10 @@
 // six errors, then one per second per destination) turns closed ports into
 // silence. Servers that ask to be polled less (an NTP kiss-o'-death) are
 // backed off or stopped.
+//
+// RunOnce is the same machinery for `probe check`: every check once, ranges
+// swept in full, with the same slots and pacing. Every finished run of either
+// mode passes through finish.
 package scheduler
 
 import (
@@ -61,8 +65,11 @@ type Options struct {
 	// Sink receives the results of every completed run (the results store
 	// and the metrics' Record). Called from the run's goroutine; for a range
 	// group, once per port probed.
-	Sink   func(c *probe.Check, rs []probe.Result)
-	Logger *slog.Logger
+	Sink func(c *probe.Check, rs []probe.Result)
+	// Started, if set, is called as each probe starts (after its pacing and
+	// slot), from the probe's goroutine: progress for `probe check`.
+	Started func(c *probe.Check)
+	Logger  *slog.Logger
 }
 
 // Scheduler is safe for concurrent use. Apply may be called before or after
@@ -70,7 +77,7 @@ type Options struct {
 type Scheduler struct {
 	opts   Options
 	sem    chan struct{}
-	pacer  *hostPacer
+	pacer  *pacer
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -125,6 +132,9 @@ func New(opts Options) *Scheduler {
 	if opts.Sink == nil {
 		opts.Sink = func(*probe.Check, []probe.Result) {}
 	}
+	if opts.Started == nil {
+		opts.Started = func(*probe.Check) {}
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -132,7 +142,7 @@ func New(opts Options) *Scheduler {
 	return &Scheduler{
 		opts:    opts,
 		sem:     make(chan struct{}, opts.MaxConcurrent),
-		pacer:   newHostPacer(),
+		pacer:   newPacer(),
 		logger:  logger,
 		jobs:    map[string]*job{},
 		byCheck: map[string]*job{},
@@ -402,115 +412,143 @@ func (s *Scheduler) fire(j *job) {
 	j.timer.Reset(time.Until(j.next))
 }
 
-// runSample probes each check of a sample: in turn, each takes a probe slot,
-// waits for the destination's pacing and starts, so starts are paced while
-// probes overlap (eight silent UDP ports take about eight seconds plus one
-// timeout, not eight timeouts). It returns the strongest throttle any result
-// asked for.
+// runSample probes each check of a sample (one job: one lane) and returns
+// the strongest throttle any result asked for. Results of a run cancelled by
+// a reload or by stopping say nothing about the destination and are dropped.
 func (s *Scheduler) runSample(ctx context.Context, sample []*probe.Check) probe.Throttle {
 	var (
-		wg    sync.WaitGroup
 		mu    sync.Mutex
 		worst = probe.ThrottleNone
 	)
-	// The turn passes to the next probe once this one has its start: each
-	// probe runs in the goroutine that waited for its pacing, so no goroutine
-	// launch delay sits between the booked start and the real one.
-	turn := make(chan struct{})
-	close(turn)
-	for _, c := range sample {
-		mine, next := turn, make(chan struct{})
-		turn = next
+	s.runLane(ctx, sample, func(c *probe.Check, rs []probe.Result) {
+		if ctx.Err() != nil {
+			return
+		}
+		s.finish(c, rs)
+		mu.Lock()
+		for _, r := range rs {
+			worst = max(worst, r.Throttle)
+		}
+		mu.Unlock()
+	})
+	return worst
+}
+
+// RunOnce runs every check exactly once, for `probe check`: a port range is
+// swept in full, one probe per port, with the same concurrency cap and
+// pacing as the schedule. Each finished check's results go through finish
+// (Options.Sink) as soon as it completes. Lanes (transport and host) proceed
+// side by side; within a lane, checks start in the given order.
+//
+// When ctx ends, RunOnce stops starting probes and returns, in the given
+// order, the checks that never ran, including those whose probe was cut
+// short (unless every result was already up: that was observed).
+func (s *Scheduler) RunOnce(ctx context.Context, checks []*probe.Check) (notRun []*probe.Check) {
+	var lanes [][]*probe.Check
+	index := map[string]int{}
+	for _, c := range checks {
+		key := laneOf(c)
+		i, ok := index[key]
+		if !ok {
+			i = len(lanes)
+			index[key] = i
+			lanes = append(lanes, nil)
+		}
+		lanes[i] = append(lanes[i], c)
+	}
+	var (
+		mu     sync.Mutex
+		missed = map[*probe.Check]bool{}
+		wg     sync.WaitGroup
+	)
+	for _, l := range lanes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-mine
-			ok := s.acquire(ctx, c)
-			close(next)
-			if !ok {
-				return
-			}
-			defer func() { <-s.sem }()
-			rs := s.opts.Run(ctx, c)
-			if ctx.Err() != nil {
-				// Removed by a reload or stopping: the result says nothing
-				// about the destination.
-				return
-			}
-			s.opts.Sink(c, rs)
+			rest := s.runLane(ctx, l, func(c *probe.Check, rs []probe.Result) {
+				if ctx.Err() != nil && !allUp(rs) {
+					mu.Lock()
+					missed[c] = true
+					mu.Unlock()
+					return
+				}
+				s.finish(c, rs)
+			})
 			mu.Lock()
-			for _, r := range rs {
-				worst = max(worst, r.Throttle)
+			for _, c := range rest {
+				missed[c] = true
 			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return worst
+	for _, c := range checks {
+		if missed[c] {
+			notRun = append(notRun, c)
+		}
+	}
+	return notRun
 }
 
-// acquire takes a probe slot and then waits for c's destination pacing;
-// false (holding nothing) when ctx ends first. Pacing after taking the slot
-// makes the reserved start the real start.
-func (s *Scheduler) acquire(ctx context.Context, c *probe.Check) bool {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return false
-	}
-	if wait := s.pacer.reserve(c.Protocol+" "+c.Host, s.spacing(c), time.Now()); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			<-s.sem
+func allUp(rs []probe.Result) bool {
+	for _, r := range rs {
+		if !r.Up {
 			return false
 		}
 	}
-	return true
+	return len(rs) > 0
 }
 
-// spacing is the pacing of c's transport: UDP and TCP are paced separately
-// because only UDP verdicts depend on the remote ICMP rate limit.
+// finish is the one step every completed run passes through, scheduled or
+// run-once: policies that act on a run's results (the path trace of a
+// failing check, for one) belong here so both modes share them.
+func (s *Scheduler) finish(c *probe.Check, rs []probe.Result) {
+	s.opts.Sink(c, rs)
+}
+
+// runLane starts the checks of one lane in order, each after the lane's
+// pacing and then a probe slot, and lets them overlap (eight silent UDP ports
+// take about eight seconds plus one timeout, not eight timeouts). done gets
+// each probe's results, called while the probe still holds its slot. It
+// returns when every started probe has finished, with the checks that ctx
+// ended before they could start.
+func (s *Scheduler) runLane(ctx context.Context, checks []*probe.Check, done func(*probe.Check, []probe.Result)) (notStarted []*probe.Check) {
+	var wg sync.WaitGroup
+	var step func(i int)
+	// Each step books its start, hands the rest of the lane to a new
+	// goroutine and then probes in its own, so no goroutine launch sits
+	// between the recorded start and the real one.
+	step = func(i int) {
+		defer wg.Done()
+		if i == len(checks) {
+			return
+		}
+		c := checks[i]
+		b, ok := s.pacer.acquire(ctx, laneOf(c), s.spacing(c), s.sem)
+		if !ok {
+			notStarted = checks[i:] // read only after wg.Wait
+			return
+		}
+		defer func() { <-s.sem }()
+		wg.Add(1)
+		go step(i + 1)
+		s.opts.Started(c)
+		rs := s.opts.Run(ctx, c)
+		if sentNothing(rs) {
+			s.pacer.giveBack(b)
+		}
+		done(c, rs)
+	}
+	wg.Add(1)
+	step(0)
+	wg.Wait()
+	return notStarted
+}
+
+// spacing is the pacing of c's transport.
 func (s *Scheduler) spacing(c *probe.Check) time.Duration {
 	if c.Protocol == "udp" {
 		return s.opts.UDPHostSpacing
 	}
 	return s.opts.PerHostSpacing
-}
-
-// hostPacer hands out probe start times at least a given spacing apart per
-// lane (transport and host).
-type hostPacer struct {
-	mu   sync.Mutex
-	next map[string]time.Time // earliest next start per lane
-}
-
-func newHostPacer() *hostPacer {
-	return &hostPacer{next: map[string]time.Time{}}
-}
-
-// reserve books the earliest start in lane and returns how long to wait.
-func (p *hostPacer) reserve(lane string, spacing time.Duration, now time.Time) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	at := now
-	if n, ok := p.next[lane]; ok && n.After(now) {
-		at = n
-	}
-	p.next[lane] = at.Add(spacing)
-	return at.Sub(now)
-}
-
-// prune forgets lanes whose spacing has elapsed, so the map stays bounded
-// by the hosts probed recently.
-func (p *hostPacer) prune(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for h, n := range p.next {
-		if !n.After(now) {
-			delete(p.next, h)
-		}
-	}
 }
