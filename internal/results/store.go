@@ -18,6 +18,56 @@ type Entry struct {
 	Results []probe.Result
 	// Updated is when the last results were stored; zero until the first run.
 	Updated time.Time
+	// Since is when the check entered its current state (its Outcome's up
+	// and reason); zero until the first run.
+	Since time.Time
+	// History is the outcomes of the last runs, oldest first, at most
+	// HistoryLen. Shared with the store: read it, never modify it.
+	History []Outcome
+}
+
+// HistoryLen bounds the outcomes kept per check: enough for a strip of
+// recent results on the status page, small enough for 10,000 checks.
+const HistoryLen = 20
+
+// Outcome is the verdict of one run of a check, all its address families
+// folded: up only when every result was up; the reason is that of the first
+// failing result (else of the first result).
+type Outcome struct {
+	At     time.Time
+	Up     bool
+	Reason probe.Reason
+}
+
+// OutcomeOf folds the results of one run into its outcome; a run without
+// results (nothing to probe) is an internal error, never "ok".
+func OutcomeOf(at time.Time, rs []probe.Result) Outcome {
+	if len(rs) == 0 {
+		return Outcome{At: at, Reason: probe.ReasonInternalError}
+	}
+	o := Outcome{At: at, Up: true, Reason: rs[0].Reason}
+	for _, r := range rs {
+		if !r.Up {
+			o.Up, o.Reason = false, r.Reason
+			break
+		}
+	}
+	if o.Reason == "" {
+		// A prober that left the reason empty is a bug: never call it ok.
+		o.Reason = probe.ReasonInternalError
+		if o.Up {
+			o.Reason = probe.ReasonOK
+		}
+	}
+	return o
+}
+
+// Outcome is the outcome of the last run; ok is false before the first.
+func (e Entry) Outcome() (o Outcome, ok bool) {
+	if len(e.History) == 0 {
+		return Outcome{}, false
+	}
+	return e.History[len(e.History)-1], true
 }
 
 // Ran reports whether the check has completed a run since it was configured.
@@ -32,8 +82,11 @@ type Store struct {
 }
 
 // New returns an empty store.
-func New() *Store {
-	return &Store{byID: map[string]*Entry{}, now: time.Now}
+func New() *Store { return NewWithClock(time.Now) }
+
+// NewWithClock returns an empty store that stamps results with now.
+func NewWithClock(now func() time.Time) *Store {
+	return &Store{byID: map[string]*Entry{}, now: now}
 }
 
 // SetChecks replaces the configured set, in order. Results of checks still
@@ -52,7 +105,7 @@ func (s *Store) SetChecks(checks []*probe.Check) {
 		}
 		e := &Entry{Check: c}
 		if old, ok := s.byID[id]; ok {
-			e.Results, e.Updated = old.Results, old.Updated
+			e.Results, e.Updated, e.Since, e.History = old.Results, old.Updated, old.Since, old.History
 		}
 		byID[id] = e
 		order = append(order, id)
@@ -74,7 +127,17 @@ func (s *Store) Put(c *probe.Check, rs []probe.Result) {
 	if !ok {
 		return
 	}
-	e.Results, e.Updated = stored, s.now()
+	now := s.now()
+	o := OutcomeOf(now, stored)
+	if last, ran := e.Outcome(); !ran || last.Up != o.Up || last.Reason != o.Reason {
+		e.Since = now
+	}
+	// A new slice each time (at most HistoryLen outcomes): snapshots share
+	// the old one without a copy and without a race.
+	keep := e.History[max(0, len(e.History)-(HistoryLen-1)):]
+	history := make([]Outcome, 0, len(keep)+1)
+	e.History = append(append(history, keep...), o)
+	e.Results, e.Updated = stored, now
 }
 
 // Snapshot returns every configured check in config order; checks that have

@@ -3,6 +3,7 @@ package results
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/connprobe/connprobe/probe"
 )
@@ -102,5 +103,91 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if !s.Ready() {
 		t.Error("not ready after concurrent puts")
+	}
+}
+
+// clock is a fake time source that moves one second per call.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { c.t = c.t.Add(time.Second); return c.t }
+
+func TestSinceMovesOnlyOnStateChange(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := NewWithClock(clk.now)
+	a := check("a")
+	s.SetChecks([]*probe.Check{a})
+	if e := s.Snapshot()[0]; !e.Since.IsZero() || e.History != nil {
+		t.Fatalf("a check that never ran has since %v, history %v", e.Since, e.History)
+	}
+	ok := []probe.Result{{Check: a, Up: true, Reason: probe.ReasonOK, IPFamily: probe.FamilyIPv4}}
+	refused := []probe.Result{ok[0], {Check: a, Reason: probe.ReasonRefused, IPFamily: probe.FamilyIPv6}}
+	timeout := []probe.Result{{Check: a, Reason: probe.ReasonTimeout}}
+
+	steps := []struct {
+		rs        []probe.Result
+		sinceStep int // index of the step whose time Since must be
+		up        bool
+		reason    probe.Reason
+	}{
+		{ok, 0, true, probe.ReasonOK},
+		{ok, 0, true, probe.ReasonOK},
+		{refused, 2, false, probe.ReasonRefused}, // one family down: the check is down
+		{refused, 2, false, probe.ReasonRefused},
+		{timeout, 4, false, probe.ReasonTimeout}, // another reason is another state
+		{ok, 5, true, probe.ReasonOK},
+		{nil, 6, false, probe.ReasonInternalError}, // no results is never ok
+	}
+	var times []time.Time
+	for i, st := range steps {
+		s.Put(a, st.rs)
+		e := s.Snapshot()[0]
+		times = append(times, e.Updated)
+		if !e.Since.Equal(times[st.sinceStep]) {
+			t.Errorf("step %d: since %v, want %v", i, e.Since, times[st.sinceStep])
+		}
+		o, ran := e.Outcome()
+		if !ran || o.Up != st.up || o.Reason != st.reason || !o.At.Equal(e.Updated) {
+			t.Errorf("step %d: outcome %+v (ran %v), want up %v reason %s at %v", i, o, ran, st.up, st.reason, e.Updated)
+		}
+	}
+	// A reload keeps the state and its history.
+	before := s.Snapshot()[0]
+	s.SetChecks([]*probe.Check{check("a")})
+	after := s.Snapshot()[0]
+	if !after.Since.Equal(before.Since) || len(after.History) != len(before.History) {
+		t.Errorf("reload lost the state: since %v -> %v, history %d -> %d",
+			before.Since, after.Since, len(before.History), len(after.History))
+	}
+}
+
+func TestHistoryIsBoundedAndSnapshotsStable(t *testing.T) {
+	s := New()
+	a := check("a")
+	s.SetChecks([]*probe.Check{a})
+	var early []Outcome
+	for i := range 3 * HistoryLen {
+		s.Put(a, []probe.Result{{Check: a, Up: i%3 == 0, Reason: map[bool]probe.Reason{true: probe.ReasonOK, false: probe.ReasonNoReply}[i%3 == 0]}})
+		if i == 4 {
+			early = s.Snapshot()[0].History
+		}
+	}
+	h := s.Snapshot()[0].History
+	if len(h) != HistoryLen {
+		t.Fatalf("history holds %d outcomes, want %d", len(h), HistoryLen)
+	}
+	// Oldest first: the last outcome is run 3*HistoryLen-1, which is down
+	// (3*HistoryLen-1 is not a multiple of 3).
+	for i, o := range h {
+		run := 2*HistoryLen + i
+		if o.Up != (run%3 == 0) {
+			t.Errorf("history[%d] up=%v, want the outcome of run %d", i, o.Up, run)
+		}
+		if i > 0 && o.At.Before(h[i-1].At) {
+			t.Errorf("history not in time order at %d", i)
+		}
+	}
+	// A snapshot taken earlier is never modified by later puts.
+	if len(early) != 5 || !early[0].Up || early[1].Up || early[3].Up != true {
+		t.Errorf("an earlier snapshot's history changed: %+v", early)
 	}
 }
