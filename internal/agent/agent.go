@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,6 +44,9 @@ type Agent struct {
 	handler  http.Handler
 
 	reloadMu sync.Mutex // one load at a time (SIGHUP and /-/reload may race)
+
+	statusMu sync.Mutex
+	status   web.AgentStatus // for the status page: the last reload, skipped checks
 }
 
 // New loads the configuration and assembles the agent. An invalid initial
@@ -72,6 +76,7 @@ func New(opts Options) (*Agent, error) {
 		Reload:   a.Reload,
 		Logger:   opts.Logger,
 		Version:  buildinfo.Get().Version,
+		Status:   a.pageStatus,
 	})
 	return a, nil
 }
@@ -93,6 +98,18 @@ func (a *Agent) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	plan, err := targets.BuildPlan(a.opts.ConfigFile, a.opts.Targets)
+	a.statusMu.Lock()
+	a.status.ReloadAt = time.Now()
+	if err != nil {
+		a.status.ReloadError = err.Error()
+	} else {
+		a.status.ReloadError = ""
+		a.status.Skipped = a.status.Skipped[:0:0]
+		for _, s := range plan.Skipped {
+			a.status.Skipped = append(a.status.Skipped, web.Skipped{Profile: s.Profile, Check: s.Check, Essential: s.Essential, Detail: s.Detail})
+		}
+	}
+	a.statusMu.Unlock()
 	if err != nil {
 		a.metrics.ReloadResult(false)
 		return err
@@ -107,6 +124,13 @@ func (a *Agent) Reload() error {
 			"profile", s.Profile, "check", s.Check, "missing", strings.Join(s.Missing, ","), "hint", s.Detail)
 	}
 	return nil
+}
+
+// pageStatus is the agent's state for the status page.
+func (a *Agent) pageStatus() web.AgentStatus {
+	a.statusMu.Lock()
+	defer a.statusMu.Unlock()
+	return a.status // Skipped is replaced, never modified in place
 }
 
 // Handler serves every HTTP endpoint.

@@ -152,6 +152,9 @@ checks:
 	if !strings.Contains(metrics, `check="closed"`) {
 		t.Error("the old configuration should still run after a failed reload")
 	}
+	if _, page := get(t, base+"/"); !strings.Contains(page, `id="reload-failed"`) || !strings.Contains(page, "nosuchkind") {
+		t.Error("the status page does not show the failed reload and its error")
+	}
 
 	// A good config replaces it: the removed check's series vanish.
 	writeConfig(fmt.Sprintf("defaults: {interval: 1s, timeout: 500ms}\nchecks:\n  - {name: open, kind: tcp, host: 127.0.0.1, port: %d}\n", openPort))
@@ -164,6 +167,9 @@ checks:
 	}
 	if !strings.Contains(metrics, "connprobe_config_last_reload_successful 1") {
 		t.Error("successful reload not reported")
+	}
+	if _, page := get(t, base+"/"); strings.Contains(page, `id="reload-failed"`) {
+		t.Error("the status page still shows a reload failure after a good reload")
 	}
 }
 
@@ -213,6 +219,11 @@ func TestSkippedChecksLoggedAndCounted(t *testing.T) {
 	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if body := rec.Body.String(); !strings.Contains(body, "\nconnprobe_checks_skipped 1\n") {
 		t.Errorf("/metrics lacks connprobe_checks_skipped 1:\n%s", body)
+	}
+	rec = httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if page := rec.Body.String(); !strings.Contains(page, "SKIPPED") || !strings.Contains(page, "set --param switches.emv_host=...") {
+		t.Errorf("the status page does not list the skipped check with its hint:\n%s", page)
 	}
 	want := `level=WARN msg="profile check skipped: a required param is not set" profile=switches check=emv missing=emv_host hint="set --param switches.emv_host=... (the EMV endpoint)"`
 	if !strings.Contains(logs.String(), want) {

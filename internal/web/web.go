@@ -6,11 +6,8 @@ package web
 import (
 	"context"
 	"errors"
-	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +26,16 @@ type Options struct {
 	Reload  func() error
 	Logger  *slog.Logger
 	Version string
+	// Status reports the agent's own state for the status page (reload
+	// errors, skipped checks, the uplink verdict); nil: nothing to report.
+	Status func() AgentStatus
+	// Location is the time zone of the status page's times (default: the
+	// local zone); every time is shown with its zone.
+	Location *time.Location
+	// Refresh is how often the status page reloads itself (default 30s).
+	Refresh time.Duration
+	// Clock is the time source (default time.Now).
+	Clock func() time.Time
 }
 
 // New returns the handler of every endpoint.
@@ -56,7 +63,18 @@ func New(opts Options) http.Handler {
 		_, _ = w.Write([]byte("OK"))
 	})
 	mux.Handle("/-/reload", &reloadHandler{reload: opts.Reload, logger: logger})
-	mux.Handle("/{$}", &statusPage{store: opts.Store, version: opts.Version, logger: logger})
+	page := pageOptions{store: opts.Store, status: opts.Status, version: opts.Version,
+		location: opts.Location, refresh: opts.Refresh, now: opts.Clock, logger: logger}
+	if page.location == nil {
+		page.location = time.Local
+	}
+	if page.refresh <= 0 {
+		page.refresh = 30 * time.Second
+	}
+	if page.now == nil {
+		page.now = time.Now
+	}
+	mux.Handle("/{$}", &statusPage{page})
 	return mux
 }
 
@@ -88,87 +106,6 @@ func (h *reloadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.logger.Info("configuration reloaded via HTTP")
 	_, _ = w.Write([]byte("OK"))
-}
-
-// statusRow is one result (or one pending check) on the status page.
-type statusRow struct {
-	Profile, Check, Kind, HostPort, Protocol, Family, Address string
-	Pending, Up                                               bool
-	Reason, Phase, Detail, LastRun                            string
-}
-
-var statusTemplate = template.Must(template.New("status").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>connprobe</title>
-<style>
-body { font-family: sans-serif; margin: 1em 2em; }
-table { border-collapse: collapse; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
-.up { color: #070; font-weight: bold; }
-.down { color: #b00; font-weight: bold; }
-.pending { color: #777; }
-.detail { font-family: monospace; white-space: pre-wrap; max-width: 40em; }
-</style>
-</head>
-<body>
-<h1>connprobe</h1>
-<p>Version {{.Version}}. <a href="/metrics">Metrics</a> &middot; <a href="/-/ready">Readiness</a></p>
-<table>
-<thead><tr><th>Profile</th><th>Check</th><th>Kind</th><th>Host:port</th><th>Protocol</th><th>Family</th><th>Address</th><th>Verdict</th><th>Reason</th><th>Phase</th><th>Detail</th><th>Last run</th></tr></thead>
-<tbody>
-{{range .Rows}}<tr>
-<td>{{.Profile}}</td><td>{{.Check}}</td><td>{{.Kind}}</td><td>{{.HostPort}}</td><td>{{.Protocol}}</td><td>{{.Family}}</td><td>{{.Address}}</td>
-{{if .Pending}}<td class="pending">pending</td><td></td><td></td><td></td><td></td>
-{{else}}<td class="{{if .Up}}up{{else}}down{{end}}">{{if .Up}}up{{else}}down{{end}}</td><td>{{.Reason}}</td><td>{{.Phase}}</td><td class="detail">{{.Detail}}</td><td>{{.LastRun}}</td>
-{{end}}</tr>
-{{else}}<tr><td colspan="12">No checks configured.</td></tr>
-{{end}}</tbody>
-</table>
-</body>
-</html>
-`))
-
-type statusPage struct {
-	store   *results.Store
-	version string
-	logger  *slog.Logger
-}
-
-func (p *statusPage) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	var rows []statusRow
-	for _, e := range p.store.Snapshot() {
-		c := e.Check
-		base := statusRow{
-			Profile: c.Profile, Check: c.Name, Kind: c.Kind,
-			HostPort: net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), Protocol: c.Protocol,
-		}
-		if !e.Ran() {
-			base.Pending, base.Family = true, c.IPFamily
-			rows = append(rows, base)
-			continue
-		}
-		for _, r := range e.Results {
-			row := base
-			row.Family, row.Address, row.Up = r.IPFamily, r.Address, r.Up
-			row.Reason, row.Phase, row.Detail = string(r.Reason), string(r.Phase), r.Detail
-			last := r.Start
-			if last.IsZero() {
-				last = e.Updated
-			}
-			row.LastRun = last.Local().Format(time.DateTime)
-			rows = append(rows, row)
-		}
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	err := statusTemplate.Execute(w, struct {
-		Version string
-		Rows    []statusRow
-	}{p.version, rows})
-	if err != nil {
-		p.logger.Debug("writing status page", "err", err)
-	}
 }
 
 // ServeOptions are the exporter-toolkit web flags as plain values.

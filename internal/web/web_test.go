@@ -33,7 +33,7 @@ func get(t *testing.T, method, url string) (int, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,41 +97,6 @@ func TestReloadMethodsAndErrors(t *testing.T) {
 	nilReload := newServer(t, results.New(), nil)
 	if code, _ := get(t, http.MethodPost, nilReload.URL+"/-/reload"); code != http.StatusNotImplemented {
 		t.Errorf("reload without a reload func: %d, want 501", code)
-	}
-}
-
-func TestStatusPageListsChecksAndEscapes(t *testing.T) {
-	store := results.New()
-	up := &probe.Check{Profile: "m365", Name: "outlook", Kind: "tls", Host: "outlook.example", Port: 443, Protocol: "tcp"}
-	down := &probe.Check{Name: "db", Kind: "tcp", Host: "2001:db8::5", Port: 5432, Protocol: "tcp"}
-	pending := &probe.Check{Name: "later", Kind: "tcp", Host: "192.0.2.7", Port: 22, Protocol: "tcp"}
-	store.SetChecks([]*probe.Check{up, down, pending})
-	store.Put(up, []probe.Result{{Check: up, Address: "192.0.2.10", IPFamily: probe.FamilyIPv4, Up: true,
-		Reason: probe.ReasonOK, Phase: probe.PhaseTLS, Start: time.Now()}})
-	store.Put(down, []probe.Result{{Check: down, Address: "2001:db8::5", IPFamily: probe.FamilyIPv6,
-		Reason: probe.ReasonProtocol, Phase: probe.PhaseBanner, Start: time.Now(),
-		Detail: `server said <script>alert("x")</script>`}})
-	srv := newServer(t, store, nil)
-
-	code, body := get(t, http.MethodGet, srv.URL+"/")
-	if code != http.StatusOK {
-		t.Fatalf("status page: %d", code)
-	}
-	for _, want := range []string{
-		"outlook", "outlook.example:443", "192.0.2.10", ">up<", "m365",
-		"[2001:db8::5]:5432", ">down<", "protocol", "banner",
-		"later", "pending", `href="/metrics"`,
-		"&lt;script&gt;",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("status page lacks %q", want)
-		}
-	}
-	if strings.Contains(body, "<script>") {
-		t.Error("status page contains an unescaped <script> from a result detail")
-	}
-	if code, _ := get(t, http.MethodGet, srv.URL+"/nothing-here"); code != http.StatusNotFound {
-		t.Errorf("unknown path: %d, want 404", code)
 	}
 }
 
