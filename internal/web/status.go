@@ -308,7 +308,7 @@ func foldUnits(entries []results.Entry, skipped []Skipped) []*unit {
 			units = append(units, &unit{check: c, entries: []results.Entry{e}})
 			continue
 		}
-		key := strings.Join([]string{c.Profile, c.Name, c.Kind, c.Host, c.Range, c.Protocol}, "\x00")
+		key := c.GroupID()
 		u, ok := ranges[key]
 		if !ok {
 			u = &unit{check: c}
@@ -350,6 +350,9 @@ func (p *statusPage) row(u *unit, now time.Time) row {
 		Essential: essentialWord(c.Essential),
 	}
 	proto := c.Protocol
+	if c.Transport != "" && c.Transport != proto {
+		r.Kind += " over " + c.Transport // sip over tls: tcp is not all of it
+	}
 	if c.Range != "" {
 		r.Range = c.Range
 		r.Target = c.Host + " " + c.Range + "/" + proto
