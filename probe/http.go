@@ -433,7 +433,7 @@ func (p *httpProbe) targetFor(ctx context.Context, scheme, addr string) (Target,
 	case FamilyIPv6:
 		network = "ip6"
 	}
-	addrs, err := newResolver(c.DNSServer).LookupNetIP(ctx, network, host)
+	addrs, err := lookupNetIP(ctx, c.DNSServer, network, host)
 	if err != nil {
 		return Target{}, err
 	}

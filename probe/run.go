@@ -110,7 +110,6 @@ func resolve(ctx context.Context, c *Check) ([]Target, []Result) {
 		return []Target{{Check: c, Addr: ip, Family: familyOf(ip)}}, nil
 	}
 
-	resolver := newResolver(c.DNSServer)
 	network := "ip"
 	switch want {
 	case FamilyIPv4:
@@ -118,9 +117,9 @@ func resolve(ctx context.Context, c *Check) ([]Target, []Result) {
 	case FamilyIPv6:
 		network = "ip6"
 	}
-	addrs, err := resolver.LookupNetIP(ctx, network, c.Host)
+	addrs, err := lookupNetIP(ctx, c.DNSServer, network, c.Host)
 	if err != nil {
-		if network != "ip" && onlyOtherFamily(ctx, resolver, c.Host, err) {
+		if network != "ip" && onlyOtherFamily(ctx, c.DNSServer, c.Host, err) {
 			err = &net.DNSError{Err: errNoFamilyAddress, Name: c.Host, IsNotFound: true}
 		}
 		return nil, dnsFailure(c, want, err)
@@ -156,7 +155,7 @@ const errNoFamilyAddress = "no address of the requested family"
 // onlyOtherFamily reports whether a one-family lookup failed only because the
 // name has addresses of the other family: the resolver says so with a
 // net.AddrError (hosts file) or as "no such host" (DNS, empty answer).
-func onlyOtherFamily(ctx context.Context, r *net.Resolver, host string, err error) bool {
+func onlyOtherFamily(ctx context.Context, server, host string, err error) bool {
 	var ae *net.AddrError
 	if errors.As(err, &ae) {
 		return true
@@ -165,7 +164,7 @@ func onlyOtherFamily(ctx context.Context, r *net.Resolver, host string, err erro
 	if !errors.As(err, &de) || !de.IsNotFound {
 		return false
 	}
-	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	addrs, err := lookupNetIP(ctx, server, "ip", host)
 	return err == nil && len(addrs) > 0
 }
 

@@ -243,6 +243,35 @@ func TestRunOnceSkipsPacingForProbesThatSentNothing(t *testing.T) {
 		t.Errorf("20 DNS failures took %v (%d runs); pacing was not skipped", took, runs)
 	}
 
+	// The same with the real probe: the name is looked up at a loopback DNS
+	// server port where nothing listens (the lookup fails at once), once for
+	// the whole run.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadDNS := pc.LocalAddr().String()
+	pc.Close()
+	checks = rangeChecks(20, "nowhere.test", "udp", time.Hour)
+	for _, c := range checks {
+		c.DNSServer, c.Timeout, c.IPFamily = deadDNS, 2*time.Second, probe.FamilyIPv4
+		c.UDP.Payload = "echo"
+	}
+	log := newSinkLog()
+	s = New(Options{Sink: log.sink})
+	began = time.Now()
+	if notRun := s.RunOnce(context.Background(), checks); len(notRun) != 0 {
+		t.Fatalf("not run: %d", len(notRun))
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("20 real DNS failures took %v; want well under the 19s of paced starts", took)
+	}
+	for _, c := range checks {
+		if rs := log.results[c]; len(rs) != 1 || rs[0].Reason != probe.ReasonDNS {
+			t.Fatalf("%d: %+v", c.Port, rs)
+		}
+	}
+
 	// A probe that did send keeps its pacing.
 	run2 := func(_ context.Context, c *probe.Check) []probe.Result {
 		return []probe.Result{{Check: c, Address: "192.0.2.50", Reason: probe.ReasonNoReply}}

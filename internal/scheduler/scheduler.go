@@ -443,7 +443,12 @@ func (s *Scheduler) runSample(ctx context.Context, sample []*probe.Check) probe.
 // When ctx ends, RunOnce stops starting probes and returns, in the given
 // order, the checks that never ran, including those whose probe was cut
 // short (unless every result was already up: that was observed).
+//
+// Each name is resolved once per run (probe.WithResolveOnce), so a name that
+// does not resolve fails all its checks at the cost of one lookup, and those
+// probes, having sent nothing, do not wait for pacing.
 func (s *Scheduler) RunOnce(ctx context.Context, checks []*probe.Check) (notRun []*probe.Check) {
+	ctx = probe.WithResolveOnce(ctx)
 	var lanes [][]*probe.Check
 	index := map[string]int{}
 	for _, c := range checks {
