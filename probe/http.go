@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -77,6 +78,60 @@ type httpProbe struct {
 	redirects int
 	plain     map[string]*url.URL // proxies the transport was told to use, by address
 	lastPlain *url.URL            // the proxy of the latest request, nil when direct
+	early     []byte              // the start of what a server sent before the request
+}
+
+// httpConn holds back what the server sends until the request has been
+// written. net/http's read loop treats bytes that arrive before it expects a
+// response as an unsolicited answer on an idle connection and fails with an
+// error without text ("readLoopPeekFailLocked: <nil>") in a race with the
+// request write; holding them makes every server that speaks first read as
+// a (malformed, usually) response, and lets the probe say it spoke first.
+type httpConn struct {
+	net.Conn
+	p      *httpProbe
+	once   sync.Once
+	wrote  chan struct{} // closed at the first Write (the request)
+	closed chan struct{}
+	cOnce  sync.Once
+}
+
+func (p *httpProbe) wrap(c net.Conn) net.Conn {
+	return &httpConn{Conn: c, p: p, wrote: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (c *httpConn) Write(b []byte) (int, error) {
+	c.once.Do(func() { close(c.wrote) })
+	return c.Conn.Write(b)
+}
+
+func (c *httpConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		select {
+		case <-c.wrote:
+		default:
+			c.p.mu.Lock()
+			if c.p.early == nil {
+				c.p.early = append([]byte(nil), b[:min(n, 128)]...)
+			}
+			c.p.mu.Unlock()
+			select {
+			case <-c.wrote:
+			case <-c.closed:
+			case <-c.p.ctx.Done():
+			}
+		}
+		// Whatever the server sends once the request is on its way is its
+		// response, even before the write-done hook has run.
+		c.p.setStage(PhaseResponse)
+	}
+	return n, err
+}
+
+func (c *httpConn) Close() error {
+	c.cOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 func probeHTTP(ctx context.Context, t Target) Result {
@@ -219,6 +274,21 @@ func (p *httpProbe) failed(r *Result, err error) Result {
 			he = &hopError{phase: stage, addr: p.t.Addr, err: err}
 		}
 	}
+	p.mu.Lock()
+	early := p.early
+	p.mu.Unlock()
+	if early != nil && he.phase == PhaseResponse && !isTimeout(he.err) {
+		// An HTTP server never speaks first: say so, with what it sent,
+		// before net/http's own words for the failure.
+		inner := he.err
+		var ue *url.Error
+		if errors.As(inner, &ue) {
+			inner = ue.Err // not "Get <url>:" again
+		}
+		_, d := classify(inner, PhaseResponse, he.addr)
+		he = &hopError{phase: PhaseResponse, addr: he.addr, err: &ProtocolError{
+			Msg: fmt.Sprintf("the server sent data before the request: \"%s\" (%s)", cleanText(firstLine(early), 64), d)}}
+	}
 	res := fail(r, he.phase, he.err, he.addr)
 	if res.Reason == ReasonTimeout {
 		switch he.phase {
@@ -339,7 +409,7 @@ func (p *httpProbe) dial(_ context.Context, _, addr string) (net.Conn, error) {
 		if pe != nil {
 			return nil, p.hop(PhaseConnect, nil, &DialError{Op: "proxy", Err: pe, Timeout: isTimeout(pe.Err)})
 		}
-		return conn, nil
+		return p.wrap(conn), nil
 	}
 	t, err := p.targetFor(ctx, "http", addr)
 	if err != nil {
@@ -350,7 +420,7 @@ func (p *httpProbe) dial(_ context.Context, _, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, p.hop(PhaseConnect, t.Addr, err)
 	}
-	return conn, nil
+	return p.wrap(conn), nil
 }
 
 // dialTLS is the transport's DialTLSContext: dialTCP (direct or tunnelled),
@@ -390,7 +460,7 @@ func (p *httpProbe) dialTLS(_ context.Context, _, addr string) (net.Conn, error)
 		raw.Close()
 		return nil, p.hop(PhaseTLS, t.Addr, err)
 	}
-	return tc, nil
+	return p.wrap(tc), nil
 }
 
 // hopCheck is the check as it applies to one hop (a redirect may lead to
@@ -463,6 +533,14 @@ func httpURL(scheme, host string, port int, path string) (*url.URL, error) {
 		}
 	}
 	return &url.URL{Scheme: scheme, Host: hostport, Path: ref.Path, RawPath: ref.RawPath, RawQuery: ref.RawQuery}, nil
+}
+
+// firstLine is b up to its first line end, for quoting what a server sent.
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 func statusExpected(code int, ranges [][2]int) bool {

@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,7 +289,10 @@ func TestHTTPHostile(t *testing.T) {
 	}
 	lbExpect(t, run(silent), false, ReasonTimeout, PhaseResponse, "no complete HTTP response before the deadline")
 	lbExpect(t, run(bigHeader), false, ReasonProtocol, PhaseResponse, "exceeded")
-	lbExpect(t, run(notHTTP), false, ReasonProtocol, PhaseResponse, "malformed HTTP")
+	// Whether the banner arrives before the request is written is a race the
+	// probe cannot win; the verdict, phase and quoted banner must not depend
+	// on it (the detail adds "sent data before the request" when it saw that).
+	lbExpect(t, run(notHTTP), false, ReasonProtocol, PhaseResponse, `malformed HTTP response "SSH-2.0-OpenSSH_9.6"`)
 	r := run(bigBody)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 200 OK")
 	if f := hpFacts(t, r); f.BodyBytes != httpMaxBody {
@@ -295,6 +300,69 @@ func TestHTTPHostile(t *testing.T) {
 	}
 	lbExpect(t, run(stalledBody), false, ReasonTimeout, PhaseResponse, "HTTP 200 OK", "then reading the body")
 	lbExpect(t, run(closed), false, ReasonRefused, PhaseConnect, "connection refused")
+}
+
+// TestHTTPServerSpeaksFirst drives the connection wrapper deterministically
+// (the transport's own ordering is a race, see TestHTTPHostile): bytes a
+// server sends before the request are held until the request is written,
+// recorded, and turn a failed exchange into "sent data before the request".
+func TestHTTPServerSpeaksFirst(t *testing.T) {
+	port := lbRawServer(t, func(c net.Conn) {
+		defer c.Close()
+		_, _ = io.WriteString(c, "220 mail.example.net ESMTP\r\n")
+		_, _ = io.Copy(io.Discard, c)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := hpCheck("http", port)
+	p := &httpProbe{t: Target{Check: c, Addr: net.IPv4(127, 0, 0, 1)}, ctx: ctx, stage: PhaseRequest,
+		timings: map[Phase]time.Duration{}, plain: map[string]*url.URL{}}
+	raw, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := p.wrap(raw)
+	defer conn.Close()
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 64)
+		n, _ := conn.Read(buf)
+		got <- string(buf[:n])
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		early := p.early
+		p.mu.Unlock()
+		if early != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the greeting sent before the request was not recorded")
+		}
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("read returned %q before the request was written", s)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if !strings.HasPrefix(s, "220 mail") {
+			t.Errorf("read %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held greeting was not released by the request")
+	}
+	r := newResult(p.t)
+	res := p.failed(&r, &url.Error{Op: "Get", URL: "http://x/", Err: errors.New(`malformed HTTP response "220 mail.example.net ESMTP"`)})
+	lbExpect(t, res, false, ReasonProtocol, PhaseResponse,
+		`the server sent data before the request: "220 mail.example.net ESMTP" (malformed HTTP response`)
+	if strings.Contains(res.Detail, "Get ") {
+		t.Errorf("detail repeats the request: %s", res.Detail)
+	}
 }
 
 // hpProxy is an in-test HTTP proxy on 127.0.0.1. CONNECT requests are
