@@ -185,8 +185,15 @@ type KindSpec struct {
 	// MinInterval is the default interval floor for kinds whose servers must
 	// not be polled often (NTP); an interval set explicitly in config wins.
 	MinInterval time.Duration
-	Prober      ProberFunc
+	// Local kinds watch this host (a listening port, broadcasts arriving)
+	// and connect nowhere: their results say nothing of the way out, so the
+	// site-wide uplink verdict leaves them out.
+	Local  bool
+	Prober ProberFunc
 }
+
+// Outbound reports whether checks of this kind connect out from this host.
+func (s KindSpec) Outbound() bool { return !s.Local }
 
 // Kinds returns the registered check kinds. A new kind is one file in this
 // package and one line here.
@@ -205,8 +212,8 @@ func Kinds() map[string]KindSpec {
 		{Name: "pop3s", Protocol: "tcp", DefaultPort: 995, Prober: probePOP3S},
 		{Name: "ftp", Protocol: "tcp", DefaultPort: 21, Prober: probeFTP},
 		{Name: "sip", Protocol: "udp", DefaultPort: sipPort, Transports: []string{"udp", "tcp", "tls"}, TransportPorts: map[string]int{"tls": sipsPort}, MinInterval: 5 * time.Minute, Prober: probeSIP},
-		{Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}, Prober: probeListen},
-		{Name: "broadcast", Protocol: "udp", Prober: probeBroadcast},
+		{Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}, Local: true, Prober: probeListen},
+		{Name: "broadcast", Protocol: "udp", Local: true, Prober: probeBroadcast},
 	}
 	m := make(map[string]KindSpec, len(specs))
 	for _, s := range specs {
