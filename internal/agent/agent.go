@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connprobe/connprobe/internal/buildinfo"
+	"github.com/connprobe/connprobe/internal/gateway"
 	"github.com/connprobe/connprobe/internal/metrics"
 	"github.com/connprobe/connprobe/internal/results"
 	"github.com/connprobe/connprobe/internal/scheduler"
+	"github.com/connprobe/connprobe/internal/uplink"
 	"github.com/connprobe/connprobe/internal/web"
 	"github.com/connprobe/connprobe/probe"
 	"github.com/connprobe/connprobe/targets"
@@ -41,6 +43,7 @@ type Agent struct {
 	store    *results.Store
 	sched    *scheduler.Scheduler
 	metrics  *metrics.Metrics
+	uplink   uplink.Source
 	handler  http.Handler
 
 	reloadMu sync.Mutex // one load at a time (SIGHUP and /-/reload may race)
@@ -62,7 +65,11 @@ func New(opts Options) (*Agent, error) {
 		Sink:          a.record,
 		Logger:        opts.Logger,
 	})
-	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get(), metrics.WithThrottled(a.sched.Throttled))
+	// The routing table is read at most every gatewayTTL, however often
+	// /metrics and the status page ask.
+	a.uplink = uplink.Source{Store: a.store, Gateways: gateway.NewCache(gatewayTTL).Get}
+	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get(),
+		metrics.WithThrottled(a.sched.Throttled), metrics.WithUplink(a.uplink.Verdict))
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
@@ -80,6 +87,13 @@ func New(opts Options) (*Agent, error) {
 	})
 	return a, nil
 }
+
+// gatewayTTL is how long a reading of the routing table is reused.
+const gatewayTTL = 10 * time.Second
+
+// Uplink is the site-wide uplink verdict from the results store now (the
+// status page shows it while the uplink is down). It sends nothing.
+func (a *Agent) Uplink() uplink.Verdict { return a.uplink.Verdict() }
 
 func (a *Agent) record(c *probe.Check, rs []probe.Result) {
 	a.store.Put(c, rs)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/connprobe/connprobe/internal/buildinfo"
 	"github.com/connprobe/connprobe/internal/results"
+	"github.com/connprobe/connprobe/internal/uplink"
 	"github.com/connprobe/connprobe/probe"
 )
 
@@ -81,11 +82,13 @@ type Metrics struct {
 	store     *results.Store
 	overruns  func(id string) uint64
 	throttled func(id string) (factor int, stopped bool)
+	uplink    func() uplink.Verdict
 
 	up, reason, duration, lastRun, phaseDuration *prometheus.Desc
 	essential, overrunsTotal, configured         *prometheus.Desc
 	certNotAfter, tlsVersion, tlsHandshake       *prometheus.Desc
 	throttledState                               *prometheus.Desc
+	uplinkUp, uplinkInfo                         *prometheus.Desc
 
 	ntpReachable, ntpUsable, ntpOffset, ntpRTT, ntpStratum *prometheus.Desc
 	ntpRootDistance, ntpLeap, ntpKissCode                  *prometheus.Desc
@@ -114,6 +117,12 @@ func WithThrottled(f func(id string) (factor int, stopped bool)) Option {
 	return func(m *Metrics) { m.throttled = f }
 }
 
+// WithUplink exports connprobe_uplink_up and connprobe_uplink_info from the
+// site-wide uplink verdict f returns (computed from the results store).
+func WithUplink(f func() uplink.Verdict) Option {
+	return func(m *Metrics) { m.uplink = f }
+}
+
 // New defines every metric and registers them on reg. overruns may be nil
 // (then no overrun series are exported); scheduler.Scheduler.Overruns fits.
 // Go and process collectors are not registered here: see NewRegistry.
@@ -139,6 +148,12 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		tlsHandshake:  desc("tls_handshake_seconds", "How long the TLS handshake of the last run took.", resultLabels),
 
 		throttledState: desc("check_throttled", "Whether the server asked to be probed less: 0 no, 1 backing off (interval multiplied), 2 stopped until the configuration changes.", checkLabels),
+
+		uplinkUp: desc("uplink_up", "Site-wide uplink verdict from the outbound checks and their traced paths: 1 when a target answered, "+
+			"0 when checks to two or more destinations stop at the same place and none succeeds; absent while there is no verdict "+
+			"(no outbound check configured or run yet, or the failures point at no single place).", nil),
+		uplinkInfo: desc("uplink_info", "1 while the uplink is down: where (location: gateway, upstream, unknown, this_host) "+
+			"and this host's default gateway.", nil, "location", "gateway"),
 
 		ntpReachable:    desc("ntp_reachable", "Whether the last NTP query got a valid reply to it (1) or not (0).", resultLabels),
 		ntpUsable:       desc("ntp_usable", "Whether the last NTP reply was fit to set a clock by (1) or not (0).", resultLabels),
@@ -306,6 +321,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.throttledState, m.ntpReachable, m.ntpUsable, m.ntpOffset, m.ntpRTT, m.ntpStratum,
 		m.ntpRootDistance, m.ntpLeap, m.ntpKissCode, m.rangePorts, m.rangePortsUp, m.rangeUp,
 		m.rangeCoverage, m.rangeFullSweep, m.rangeEssential, m.rangeOverruns,
+		m.uplinkUp, m.uplinkInfo,
 	} {
 		ch <- d
 	}
@@ -336,6 +352,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.reloadOKTime.Collect(ch)
 	m.skipped.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.configured, prometheus.GaugeValue, float64(len(entries)))
+	m.collectUplink(ch)
 
 	var ranges []*rangeGroup
 	byKey := map[string]*rangeGroup{}
@@ -440,6 +457,23 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 				gauge(m.ntpKissCode, 1, kissCodeLabel(nf.KissCode))
 			}
 		}
+	}
+}
+
+// collectUplink exports the uplink verdict: connprobe_uplink_up only while
+// there is one (a made-up value would fire or silence alerts), and
+// connprobe_uplink_info while it is down.
+func (m *Metrics) collectUplink(ch chan<- prometheus.Metric) {
+	if m.uplink == nil {
+		return
+	}
+	v := m.uplink()
+	switch v.State {
+	case uplink.StateUp:
+		ch <- prometheus.MustNewConstMetric(m.uplinkUp, prometheus.GaugeValue, 1)
+	case uplink.StateDown:
+		ch <- prometheus.MustNewConstMetric(m.uplinkUp, prometheus.GaugeValue, 0)
+		ch <- prometheus.MustNewConstMetric(m.uplinkInfo, prometheus.GaugeValue, 1, string(v.Location), v.Gateway)
 	}
 }
 
