@@ -148,9 +148,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	results := oneshot.Run(ctx, plan.Checks, oneshot.Options{MaxConcurrent: *maxConcurrent})
+	verdict := oneshot.Uplink(ctx, results)
 	if *output == "json" {
-		err = oneshot.WriteJSON(stdout, results, plan.Skipped...)
-	} else {
+		rep := oneshot.ToJSON(results, plan.Skipped...)
+		rep.Uplink = oneshot.UplinkJSON(verdict)
+		err = oneshot.EncodeJSON(stdout, rep)
+	} else if err = oneshot.WriteUplinkLine(stdout, verdict); err == nil {
 		err = oneshot.WriteTable(stdout, results, plan.Skipped...)
 	}
 	if err != nil {

@@ -105,6 +105,10 @@ func TestCheckJSONOutput(t *testing.T) {
 			Phase    string `json:"phase"`
 			Protocol string `json:"protocol"`
 		} `json:"results"`
+		Uplink *struct {
+			Up    *bool  `json:"up"`
+			State string `json:"state"`
+		} `json:"uplink"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out.String())
@@ -115,6 +119,11 @@ func TestCheckJSONOutput(t *testing.T) {
 	r := doc.Results[0]
 	if r.Check != "closed" || r.Port != closed || r.Up || r.Reason != "refused" || r.Phase != "connect" || r.Protocol != "tcp" {
 		t.Errorf("result = %+v", r)
+	}
+	// Something answered (the refusal), from one destination: the uplink
+	// is neither proven up nor down.
+	if u := doc.Uplink; u == nil || u.Up != nil || u.State != "unknown" {
+		t.Errorf("uplink = %+v, want state unknown with up null", u)
 	}
 }
 

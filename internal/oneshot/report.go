@@ -56,6 +56,8 @@ type JSONSkipped struct {
 type JSONReport struct {
 	Results []JSONResult  `json:"results"`
 	Skipped []JSONSkipped `json:"skipped"`
+	// Uplink is the site-wide verdict (see UplinkJSON); null without one.
+	Uplink *JSONUplink `json:"uplink"`
 }
 
 // ToJSON converts results, and the profile checks skipped for a missing
@@ -89,9 +91,14 @@ func ToJSON(results []probe.Result, skipped ...targets.Skipped) JSONReport {
 
 // WriteJSON prints results, and the skipped checks, as indented JSON.
 func WriteJSON(w io.Writer, results []probe.Result, skipped ...targets.Skipped) error {
+	return EncodeJSON(w, ToJSON(results, skipped...))
+}
+
+// EncodeJSON prints a report as indented JSON.
+func EncodeJSON(w io.Writer, rep JSONReport) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(ToJSON(results, skipped...))
+	return enc.Encode(rep)
 }
 
 // WriteTable prints one row per result and a one-line summary, then one
