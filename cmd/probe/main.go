@@ -28,12 +28,12 @@ import (
 const usage = `connprobe: checks the ports vendors require and exports the verdicts as Prometheus metrics.
 
 Usage:
-  probe [flags]                 run the agent: checks on schedule, /metrics on --web.listen-address
-  probe check [flags]           run every check once, print a verdict table (or -o json)
-  probe validate [flags]        validate the configuration (and every file in --profiles.dir) and exit
-  probe profiles [flags]        list the profiles: built-in and --profiles.dir (-o json)
-  probe profiles show NAME      print a profile's checks, params and sources (-o json)
-  probe version                 print the version
+  connprobe [flags]                 run the agent: checks on schedule, /metrics on --web.listen-address
+  connprobe check [flags]           run every check once, print a verdict table (or -o json)
+  connprobe validate [flags]        validate the configuration (and every file in --profiles.dir) and exit
+  connprobe profiles [flags]        list the profiles: built-in and --profiles.dir (-o json)
+  connprobe profiles show NAME      print a profile's checks, params and sources (-o json)
+  connprobe version                 print the version
 
 Without --config.file and --profile, the embedded example configuration is used.
 
@@ -129,12 +129,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *output != "table" && *output != "json" {
-		fmt.Fprintf(stderr, "probe check: --output must be table or json, not %q\n", *output)
+		fmt.Fprintf(stderr, "connprobe check: --output must be table or json, not %q\n", *output)
 		return oneshot.ExitUsage
 	}
 	plan, err := targets.BuildPlan(src.configFile, src.options())
 	if err != nil {
-		fmt.Fprintf(stderr, "probe check: %v\n", err)
+		fmt.Fprintf(stderr, "connprobe check: %v\n", err)
 		return oneshot.ExitUsage
 	}
 	if src.configFile == "" && len(src.profiles) == 0 {
@@ -142,7 +142,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		if cat, err := targets.Catalogue(src.profilesDir); err == nil {
 			hint = catalogue.Hint(cat)
 		}
-		fmt.Fprintf(stderr, "probe check: no --config.file or --profile given; running the embedded example (%s).\n  %s\n", plan.Config.Source, hint)
+		fmt.Fprintf(stderr, "connprobe check: no --config.file or --profile given; running the embedded example (%s).\n  %s\n", plan.Config.Source, hint)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -157,7 +157,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		err = oneshot.WriteTable(stdout, results, plan.Skipped...)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "probe check: %v\n", err)
+		fmt.Fprintf(stderr, "connprobe check: %v\n", err)
 		return oneshot.ExitUsage
 	}
 	return oneshot.ExitCode(results)
@@ -172,7 +172,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	plan, err := targets.BuildPlan(src.configFile, src.options())
 	if err != nil {
-		fmt.Fprintf(stderr, "probe validate: %v\n", err)
+		fmt.Fprintf(stderr, "connprobe validate: %v\n", err)
 		return oneshot.ExitUsage
 	}
 	if len(plan.Skipped) == 0 {
@@ -203,7 +203,7 @@ func runProfiles(args []string, stdout, stderr io.Writer) int {
 		return oneshot.ExitUsage
 	}
 	if *output != catalogue.FormatTable && *output != catalogue.FormatJSON {
-		fmt.Fprintf(stderr, "probe profiles: --output must be table or json, not %q\n", *output)
+		fmt.Fprintf(stderr, "connprobe profiles: --output must be table or json, not %q\n", *output)
 		return oneshot.ExitUsage
 	}
 	want := 0
@@ -211,12 +211,12 @@ func runProfiles(args []string, stdout, stderr io.Writer) int {
 		want = 1
 	}
 	if fs.NArg() != want {
-		fmt.Fprintln(stderr, "probe profiles: usage: probe profiles [-o json] | probe profiles show NAME [-o json]")
+		fmt.Fprintln(stderr, "connprobe profiles: usage: connprobe profiles [-o json] | connprobe profiles show NAME [-o json]")
 		return oneshot.ExitUsage
 	}
 	cat, err := targets.Catalogue(*profilesDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "probe profiles: %v\n", err)
+		fmt.Fprintf(stderr, "connprobe profiles: %v\n", err)
 		return oneshot.ExitUsage
 	}
 	if show {
@@ -228,7 +228,7 @@ func runProfiles(args []string, stdout, stderr io.Writer) int {
 		err = catalogue.List(stdout, cat, *output)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "probe profiles: %v\n", err)
+		fmt.Fprintf(stderr, "connprobe profiles: %v\n", err)
 		return oneshot.ExitUsage
 	}
 	return 0

@@ -337,8 +337,8 @@ func TestProfilesCommand(t *testing.T) {
 		{"show", []string{"profiles", "show", "switches", "--profiles.dir", dir}, 0, "  sip: sip ${sip_host}:5060/tcp, out, conditional, only with sip=true\n", ""},
 		{"show json", []string{"profiles", "show", "--profiles.dir", dir, "switches", "-o", "json"}, 0, `"when": "sip"`, ""},
 		{"show unknown", []string{"profiles", "show", "swtiches", "--profiles.dir", dir}, 2, "", `unknown profile "swtiches" (did you mean "switches"?)`},
-		{"show without name", []string{"profiles", "show"}, 2, "", "usage: probe profiles"},
-		{"list with an argument", []string{"profiles", "clover"}, 2, "", "usage: probe profiles"},
+		{"show without name", []string{"profiles", "show"}, 2, "", "usage: connprobe profiles"},
+		{"list with an argument", []string{"profiles", "clover"}, 2, "", "usage: connprobe profiles"},
 		{"bad output", []string{"profiles", "-o", "yaml"}, 2, "", "table or json"},
 		{"broken dir", []string{"profiles", "--profiles.dir", "no-such-dir"}, 2, "", "profiles dir"},
 	}
