@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -76,17 +75,17 @@ type ftpReply struct {
 	lines int
 }
 
-// ftpControl is the control channel.
+// ftpControl is the control channel. Its reader scrubs the password from
+// every reply line before anything parses, cuts or shows it.
 type ftpControl struct {
-	conn   net.Conn
-	br     *bufio.Reader
-	got    *countingReader
-	secret string // the password, scrubbed from any server text shown
+	conn net.Conn
+	lr   *boundedLineReader
 }
 
-func newFTPControl(conn net.Conn, secret string) *ftpControl {
-	cr := &countingReader{r: conn}
-	return &ftpControl{conn: conn, br: bufio.NewReaderSize(cr, ftpMaxLine), got: cr, secret: secret}
+func newFTPControl(conn net.Conn, sc *scrubber) *ftpControl {
+	lr := newBoundedLineReader(conn, ftpMaxLine)
+	lr.scrub = sc
+	return &ftpControl{conn: conn, lr: lr}
 }
 
 // send writes one command. Arguments come from configuration; a CR or LF in
@@ -100,17 +99,7 @@ func (c *ftpControl) send(cmd string) error {
 }
 
 // line reads one reply line of at most ftpMaxLine bytes.
-func (c *ftpControl) line() (string, error) {
-	b, err := c.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent a reply line longer than %d bytes (%q...)",
-			ftpMaxLine, c.clean(string(b[:32])))}
-	}
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
-}
+func (c *ftpControl) line() (string, error) { return c.lr.readLine() }
 
 // reply reads one reply (RFC 959 4.2): "ddd text", or "ddd-text" followed by
 // any lines up to one starting "ddd ".
@@ -162,14 +151,9 @@ func ftpSplit(l string) (code int, sep byte, text string, ok bool) {
 
 func ftpIsDigit(b byte) bool { return b >= '0' && b <= '9' }
 
-// clean makes server text safe to show: the password removed (a hostile
-// server may echo it), control bytes escaped, length bounded.
-func (c *ftpControl) clean(s string) string {
-	if c.secret != "" {
-		s = strings.ReplaceAll(s, c.secret, "***")
-	}
-	return printable([]byte(s))
-}
+// clean makes server text safe to show: control bytes escaped, length
+// bounded (the password is gone already: the reader scrubs every line).
+func (c *ftpControl) clean(s string) string { return printable([]byte(s)) }
 
 // describe renders a reply for a detail.
 func (c *ftpControl) describe(rep ftpReply) string {
@@ -235,9 +219,9 @@ func probeFTP(ctx context.Context, t Target) Result {
 	if err != nil {
 		return fail(&r, PhaseLogin, err, t.Addr)
 	}
-	secret := pass
-	if t.Check.Credentials.User == "" {
-		secret = "" // the anonymous token is no secret
+	var sc *scrubber
+	if t.Check.Credentials.User != "" { // the anonymous token is no secret
+		sc = newScrubber(pass)
 	}
 
 	begin := time.Now()
@@ -254,7 +238,7 @@ func probeFTP(ctx context.Context, t Target) Result {
 	// Facts only once connected: an empty set would read as "0 bytes listed".
 	facts := &FTPFacts{}
 	r.Facts.FTPFacts = facts
-	s := &ftpSession{t: t, r: &r, facts: facts, ctl: newFTPControl(conn, secret), user: user, connectTime: connectTime}
+	s := &ftpSession{t: t, r: &r, facts: facts, ctl: newFTPControl(conn, sc), user: user, connectTime: connectTime}
 	if phase, err := s.greeting(); err != nil {
 		return s.fail(phase, err)
 	}
@@ -308,16 +292,16 @@ func (s *ftpSession) greeting() (Phase, error) {
 	for i := 0; ; i++ {
 		rep, err := s.ctl.reply()
 		if err != nil {
-			if isTimeout(err) && s.ctl.got.n == 0 {
+			if isTimeout(err) && s.ctl.lr.received() == 0 {
 				return PhaseBanner, &SilentError{Waited: time.Since(begin)}
 			}
 			if isTimeout(err) {
 				return PhaseBanner, &ProtocolError{Msg: fmt.Sprintf(
 					"the server began a greeting but did not finish it in %s (%d bytes received)",
-					time.Since(begin).Round(time.Millisecond), s.ctl.got.n)}
+					time.Since(begin).Round(time.Millisecond), s.ctl.lr.received())}
 			}
 			var pe *ProtocolError
-			if s.ctl.got.n > 0 && errors.As(err, &pe) && strings.HasPrefix(pe.Msg, "not an FTP reply") {
+			if s.ctl.lr.received() > 0 && errors.As(err, &pe) && strings.HasPrefix(pe.Msg, "not an FTP reply") {
 				return PhaseBanner, &ProtocolError{Msg: "the server does not speak FTP: " + pe.Msg}
 			}
 			return PhaseBanner, err
@@ -353,7 +337,7 @@ func (s *ftpSession) startTLS(ctx context.Context, raw net.Conn) (Phase, error) 
 	default:
 		return PhaseStartTLS, &ProtocolError{Msg: "AUTH TLS answered " + s.ctl.describe(rep)}
 	}
-	if s.ctl.br.Buffered() > 0 {
+	if s.ctl.lr.buffered() > 0 {
 		// Bytes before the handshake would be read as if protected (the
 		// STARTTLS injection flaw): refuse them.
 		return PhaseStartTLS, &ProtocolError{Msg: "the server sent data after 234 before the TLS handshake"}
@@ -379,7 +363,7 @@ func (s *ftpSession) startTLS(ctx context.Context, raw net.Conn) (Phase, error) 
 	if err != nil {
 		return PhaseTLS, err
 	}
-	s.ctl = newFTPControl(tc, s.ctl.secret)
+	s.ctl = newFTPControl(tc, s.ctl.lr.scrub)
 	return PhaseTLS, nil
 }
 

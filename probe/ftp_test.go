@@ -390,7 +390,7 @@ func TestFTPPassiveTarget(t *testing.T) {
 		_ = cli.SetDeadline(time.Now().Add(5 * time.Second))
 		c := &Check{Host: "192.0.2.1", Port: 21, FTP: FTPOptions{TrustPASVAddress: trust}}
 		s := &ftpSession{t: Target{Check: c, Addr: net.ParseIP("192.0.2.1"), Family: FamilyIPv4},
-			r: &Result{}, facts: &FTPFacts{}, ctl: newFTPControl(cli, "")}
+			r: &Result{}, facts: &FTPFacts{}, ctl: newFTPControl(cli, nil)}
 		dt, err := s.passive()
 		cli.Close()
 		if err != nil {
@@ -512,7 +512,7 @@ func TestFTPCredentials(t *testing.T) {
 		c := s.check()
 		c.Credentials = Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, pw)}
 		r, _ := lbFTPRun(t, c)
-		lbExpect(t, r, false, ReasonProtocol, PhaseLogin, `login refused for user "alice"`, "password *** is wrong")
+		lbExpect(t, r, false, ReasonProtocol, PhaseLogin, `login refused for user "alice"`, "password [redacted] is wrong")
 		lbNoSecret(t, r, pw)
 	})
 	t.Run("missing password file", func(t *testing.T) {

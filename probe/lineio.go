@@ -51,6 +51,9 @@ type boundedLineReader struct {
 	br  *bufio.Reader
 	cnt *countingReader
 	max int
+	// scrub, when set, removes the check's password from every line and
+	// error text before anything parses, cuts or shows it.
+	scrub *scrubber
 }
 
 func newBoundedLineReader(r io.Reader, limit int) *boundedLineReader {
@@ -73,15 +76,18 @@ func (l *boundedLineReader) readLine() (string, error) {
 	b, err := l.br.ReadSlice('\n')
 	if err == nil {
 		s := strings.TrimSuffix(string(b[:len(b)-1]), "\r")
-		return s, nil
+		return l.scrub.scrub(s), nil
 	}
+	// The quoted start is scrubbed whole before it is cut: a password
+	// straddling the cut would otherwise show its first characters.
+	start := func() string { return cleanText(l.scrub.scrub(string(b)), 64) }
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent a line longer than %d bytes: \"%s\"", l.max, cleanText(b, 64))}
+		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent a line longer than %d bytes: \"%s\"", l.max, start())}
 	case len(b) > 0 && isTimeout(err):
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent \"%s\" and then no end of line until the deadline", cleanText(b, 64))}
+		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent \"%s\" and then no end of line until the deadline", start())}
 	case len(b) > 0 && errors.Is(err, io.EOF):
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server closed the connection after an unterminated line \"%s\"", cleanText(b, 64))}
+		return "", &ProtocolError{Msg: fmt.Sprintf("the server closed the connection after an unterminated line \"%s\"", start())}
 	}
 	return "", err
 }
@@ -159,6 +165,89 @@ func cleanText[T string | []byte](b T, limit int) string {
 	}
 	if cut {
 		sb.WriteString("...")
+	}
+	return sb.String()
+}
+
+// scrubber removes a password from text a server sent. A hostile server
+// knows the password once it has been sent (on an earlier run, too) and may
+// echo it to get it into this probe's results, whole or cut so that only a
+// part shows. So besides every whole form of the password, any run of 4 or
+// more bytes that also occurs in one (found through its 4-byte pieces) is
+// redacted, wherever a later cut falls. A nil scrubber changes nothing.
+type scrubber struct {
+	short []string            // forms under 4 bytes: only whole occurrences
+	grams map[string]struct{} // every 4-byte piece of the longer forms
+}
+
+// scrubMin is the shortest run of a password that is redacted on its own.
+const scrubMin = 4
+
+const redactedMark = "[redacted]"
+
+func newScrubber(forms ...string) *scrubber {
+	sc := &scrubber{grams: map[string]struct{}{}}
+	for _, f := range forms {
+		switch {
+		case f == "":
+		case len(f) < scrubMin:
+			sc.short = append(sc.short, f)
+		default:
+			for i := 0; i+scrubMin <= len(f); i++ {
+				sc.grams[f[i:i+scrubMin]] = struct{}{}
+			}
+		}
+	}
+	if len(sc.short) == 0 && len(sc.grams) == 0 {
+		return nil
+	}
+	return sc
+}
+
+// scrub returns text with every marked span replaced by one "[redacted]".
+func (sc *scrubber) scrub(text string) string {
+	if sc == nil {
+		return text
+	}
+	var mark []bool
+	set := func(i, n int) {
+		if mark == nil {
+			mark = make([]bool, len(text))
+		}
+		for j := i; j < i+n; j++ {
+			mark[j] = true
+		}
+	}
+	if len(sc.grams) > 0 {
+		for i := 0; i+scrubMin <= len(text); i++ {
+			if _, ok := sc.grams[text[i:i+scrubMin]]; ok {
+				set(i, scrubMin)
+			}
+		}
+	}
+	for _, f := range sc.short {
+		for i := 0; ; {
+			j := strings.Index(text[i:], f)
+			if j < 0 {
+				break
+			}
+			set(i+j, len(f))
+			i += j + len(f)
+		}
+	}
+	if mark == nil {
+		return text
+	}
+	var sb strings.Builder
+	for i := 0; i < len(text); i++ {
+		if !mark[i] {
+			sb.WriteByte(text[i])
+			continue
+		}
+		sb.WriteString(redactedMark)
+		for i+1 < len(text) && mark[i+1] {
+			i++
+		}
 	}
 	return sb.String()
 }

@@ -42,6 +42,7 @@ type mailLogin struct {
 	// forms a detail could show them in.
 	wire    []string
 	secrets []string
+	sc      *scrubber // applied to every line the server sends
 }
 
 // loadMailLogin reads the check's password; nil without credentials (the
@@ -79,6 +80,7 @@ func loadMailLogin(cr Credentials) (*mailLogin, error) {
 	l := &mailLogin{user: cr.User, pass: pass}
 	quoted := imapQuote(pass)
 	l.wire = []string{pass, l.plainToken(), quoted[1 : len(quoted)-1]}
+	l.sc = newScrubber(l.wire...)
 	l.secrets = append([]string(nil), l.wire...)
 	for _, w := range l.wire {
 		// A detail shows server text through cleanText.
@@ -93,18 +95,13 @@ func (l *mailLogin) plainToken() string {
 	return base64.StdEncoding.EncodeToString([]byte("\x00" + l.user + "\x00" + l.pass))
 }
 
-// scrub removes the password from a line the server sent, before anything
-// parses, shortens or shows it: a hostile server knows the password once it
-// has been sent (on an earlier run, too) and may echo it to get it into
-// this probe's results.
-func (l *mailLogin) scrub(line string) string {
+// scrubber removes the password from every line the server sent, before
+// anything parses, shortens or shows it (see scrubber).
+func (l *mailLogin) scrubber() *scrubber {
 	if l == nil {
-		return line
+		return nil
 	}
-	for _, w := range l.wire {
-		line = strings.ReplaceAll(line, w, "[redacted]")
-	}
-	return line
+	return l.sc
 }
 
 // redact removes every form of the password from the result's detail: the
@@ -116,7 +113,7 @@ func (l *mailLogin) redact(r Result) Result {
 	}
 	for _, s := range l.secrets {
 		if s != "" {
-			r.Detail = strings.ReplaceAll(r.Detail, s, "[redacted]")
+			r.Detail = strings.ReplaceAll(r.Detail, s, redactedMark)
 		}
 	}
 	return r
@@ -162,6 +159,7 @@ func probeMail(ctx context.Context, t Target, implicitTLS bool, dialog mailDialo
 	s.stop = watchConn(ctx, conn)
 	defer s.close()
 	s.lr = newBoundedLineReader(conn, mailMaxLine)
+	s.lr.scrub = login.scrubber()
 	s.ready = time.Now()
 	if implicitTLS {
 		if err := s.startTLS(); err != nil {
@@ -215,14 +213,14 @@ func (s *mailSession) startTLS() error {
 	}
 	s.conn = tc
 	s.lr = newBoundedLineReader(tc, mailMaxLine)
+	s.lr.scrub = s.login.scrubber()
 	s.ready = time.Now()
 	return nil
 }
 
-// line reads one line, the password scrubbed from it.
+// line reads one line, the password scrubbed from it (by the reader).
 func (s *mailSession) line() (string, error) {
-	l, err := s.lr.readLine()
-	return s.login.scrub(l), err
+	return s.lr.readLine()
 }
 
 // send writes one command line.
