@@ -45,6 +45,11 @@ type HTTPFacts struct {
 	Redirects  int    `json:"redirects"`
 	FinalURL   string `json:"final_url,omitempty"` // set when redirects were followed
 	BodyBytes  int64  `json:"body_bytes"`          // read, at most 64 KiB
+	// FailedURL and FailedAddress name the hop of a redirect chain that
+	// failed (not the configured URL, which answered with a redirect):
+	// its URL and the address connected to (or "via proxy HOST:PORT").
+	FailedURL     string `json:"failed_url,omitempty"`
+	FailedAddress string `json:"failed_address,omitempty"`
 }
 
 // hopError is a failure of one connection of the exchange, with the phase
@@ -79,6 +84,12 @@ type httpProbe struct {
 	plain     map[string]*url.URL // proxies the transport was told to use, by address
 	lastPlain *url.URL            // the proxy of the latest request, nil when direct
 	early     []byte              // the start of what a server sent before the request
+	// The redirect being followed: its URL, the status that sent the
+	// probe there, and the address its connection went to.
+	hopURL    string
+	hopStatus int
+	hopAddr   string
+	tooMany   bool // the chain ended at MaxRedirects
 }
 
 // httpConn holds back what the server sends until the request has been
@@ -186,11 +197,18 @@ func probeHTTP(ctx context.Context, t Target) Result {
 			return http.ErrUseLastResponse
 		}
 		if len(via) > maxRedirects {
+			p.mu.Lock()
+			p.tooMany = true
+			p.mu.Unlock()
 			return &ProtocolError{Msg: fmt.Sprintf("more than %d redirects (the next one to %s)", maxRedirects, next.URL.Redacted())}
 		}
 		p.mu.Lock()
 		p.redirects = len(via)
 		p.stage = PhaseConnect
+		p.hopURL, p.hopAddr, p.hopStatus = next.URL.Redacted(), "", 0
+		if next.Response != nil {
+			p.hopStatus = next.Response.StatusCode
+		}
 		p.mu.Unlock()
 		return nil
 	}}
@@ -298,7 +316,42 @@ func (p *httpProbe) failed(r *Result, err error) Result {
 			res.Detail = "no complete HTTP response before the deadline (the connection was accepted and the request sent)"
 		}
 	}
+	p.blameHop(&res)
 	return res
+}
+
+// blameHop names the redirect hop that failed, in the detail and facts: the
+// configured host answered (with a redirect), so a bare "refused" would
+// blame the wrong host.
+func (p *httpProbe) blameHop(res *Result) {
+	p.mu.Lock()
+	n, hopURL, hopAddr, status, tooMany := p.redirects, p.hopURL, p.hopAddr, p.hopStatus, p.tooMany
+	p.mu.Unlock()
+	if n == 0 || tooMany {
+		return
+	}
+	where := hopURL
+	if hopAddr != "" {
+		where += " at " + hopAddr
+	}
+	res.Detail = fmt.Sprintf("redirect %d of the chain (HTTP %d to %s) failed: %s", n, status, where, res.Detail)
+	res.Facts.HTTPFacts = &HTTPFacts{StatusCode: status, Redirects: n, FailedURL: hopURL, FailedAddress: hopAddr}
+}
+
+// setHopAddr records where the connection of the current hop goes.
+func (p *httpProbe) setHopAddr(t Target) {
+	addr := ""
+	switch {
+	case t.Addr != nil:
+		addr = net.JoinHostPort(t.Addr.String(), strconv.Itoa(t.Check.Port))
+	case t.Family == FamilyProxy:
+		if pu, _ := proxyFor(t.Check); pu != nil {
+			addr = "via proxy " + net.JoinHostPort(pu.Hostname(), strconv.Itoa(proxyPort(pu)))
+		}
+	}
+	p.mu.Lock()
+	p.hopAddr = addr
+	p.mu.Unlock()
 }
 
 // record copies what the transport's goroutines observed into r.
@@ -415,6 +468,7 @@ func (p *httpProbe) dial(_ context.Context, _, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, p.hop(PhaseDNS, nil, err)
 	}
+	p.setHopAddr(t)
 	conn, err := dialTCP(ctx, t)
 	p.timing(PhaseConnect, time.Since(begin))
 	if err != nil {
@@ -434,6 +488,7 @@ func (p *httpProbe) dialTLS(_ context.Context, _, addr string) (net.Conn, error)
 	if err != nil {
 		return nil, p.hop(PhaseDNS, nil, err)
 	}
+	p.setHopAddr(t)
 	begin := time.Now()
 	raw, err := dialTCP(ctx, t)
 	connectTime := time.Since(begin)

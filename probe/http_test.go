@@ -231,6 +231,30 @@ func TestHTTPRedirects(t *testing.T) {
 	lbExpect(t, lbRun1(t, c), false, ReasonProtocol, PhaseResponse, "HTTP 301 Moved Permanently, expected 200-299")
 }
 
+// A redirect whose target is closed: the failure names the hop (its URL and
+// address), not the configured host, which answered.
+func TestHTTPRedirectHopFails(t *testing.T) {
+	closed := lbFreePort(t, "tcp4", "127.0.0.1:0")
+	hop := fmt.Sprintf("http://127.0.0.2:%d/next", closed)
+	port, _ := hpServer(t, nil, http.RedirectHandler(hop, http.StatusFound))
+	r := lbRun1(t, hpCheck("http", port))
+	lbExpect(t, r, false, ReasonRefused, PhaseConnect,
+		fmt.Sprintf("redirect 1 of the chain (HTTP 302 to %s at 127.0.0.2:%d) failed: connection refused", hop, closed))
+	if r.Address != "127.0.0.1" {
+		t.Errorf("address %q, want the configured target's", r.Address)
+	}
+	f := hpFacts(t, r)
+	if f.Redirects != 1 || f.StatusCode != 302 || f.FailedURL != hop || f.FailedAddress != fmt.Sprintf("127.0.0.2:%d", closed) {
+		t.Errorf("facts %+v", f)
+	}
+	b, _ := json.Marshal(f)
+	for _, key := range []string{`"failed_url":`, `"failed_address":`, `"redirects":1`, `"status_code":302`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("facts JSON %s lacks %s", b, key)
+		}
+	}
+}
+
 // A redirect to another scheme and port: the https hop is dialled and
 // verified like the first.
 func TestHTTPRedirectToHTTPS(t *testing.T) {
@@ -245,9 +269,14 @@ func TestHTTPRedirectToHTTPS(t *testing.T) {
 		t.Errorf("SNI %q", got)
 	}
 
-	// Without the CA, the https hop fails as TLS, not as HTTP.
+	// Without the CA, the https hop fails as TLS, not as HTTP, and is named.
 	c.TLS.CAFile = ""
-	lbExpect(t, lbRun1(t, c), false, ReasonTLSUntrusted, PhaseTLS)
+	hop := fmt.Sprintf("https://localhost:%d/secure", tlsPort)
+	r = lbRun1(t, c)
+	lbExpect(t, r, false, ReasonTLSUntrusted, PhaseTLS, "redirect 1 of the chain (HTTP 302 to "+hop+" at 127.0.0.1:")
+	if f := hpFacts(t, r); f.FailedURL != hop || f.Redirects != 1 || f.StatusCode != 302 {
+		t.Errorf("facts %+v", f)
+	}
 }
 
 func TestHTTPHostile(t *testing.T) {
