@@ -20,6 +20,14 @@ import (
 // failure before the queue can be read, hence the hand-made non-blocking
 // connect on top of the runtime poller (os.NewFile + SyscallConn).
 func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
+	return dialDirectTTL(ctx, t, 0)
+}
+
+// dialDirectTTL is dialDirect with the packets' TTL (IPv6: hop limit) set to
+// ttl; 0 keeps the system default. The path tracer uses it so that a router
+// at hop ttl answers the SYN with ICMP time exceeded, read like any other
+// ICMP error from the error queue.
+func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 	domain, sa, err := sockaddrOf(t.Addr, t.Check.Port)
 	if err != nil {
 		return nil, err
@@ -31,6 +39,12 @@ func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 	if err := setRecvErr(fd, domain, true); err != nil {
 		unix.Close(fd)
 		return nil, &DialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
+	}
+	if ttl > 0 {
+		if err := setTTL(fd, domain, ttl); err != nil {
+			unix.Close(fd)
+			return nil, &DialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
+		}
 	}
 	begin := time.Now()
 	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
@@ -117,4 +131,12 @@ func setRecvErr(fd, domain int, on bool) error {
 		return unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVERR, v)
 	}
 	return unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_RECVERR, v)
+}
+
+// setTTL sets the TTL (IPv6: unicast hop limit) of the socket's packets.
+func setTTL(fd, domain, ttl int) error {
+	if domain == unix.AF_INET6 {
+		return unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
+	}
+	return unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TTL, ttl)
 }

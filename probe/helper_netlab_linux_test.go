@@ -5,6 +5,7 @@ package probe_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -21,6 +22,9 @@ const fwHelperTest = "TestNetlabHelperProcess"
 // fwHelperInput is what a lab test hands the helper process.
 type fwHelperInput struct {
 	Check probe.Check
+	// Trace traces each result as the scheduler would (probe.Trace when
+	// probe.Traceable), filling Result.Path.
+	Trace bool
 }
 
 // fwHelperOutput is one result as the helper sends it back. Facts are sent
@@ -30,6 +34,10 @@ type fwHelperInput struct {
 type fwHelperOutput struct {
 	Result probe.Result
 	Facts  map[string]json.RawMessage
+	// Euid and CapEff (from /proc/self/status) say with which privilege the
+	// helper ran.
+	Euid   int
+	CapEff string
 }
 
 func encodeFactParts(f probe.Facts) (map[string]json.RawMessage, error) {
@@ -80,15 +88,18 @@ func TestNetlabHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), in.Check.Timeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), in.Check.Timeout+probe.TraceBudget+5*time.Second)
 	defer cancel()
 	var out []fwHelperOutput
 	for _, r := range probe.Run(ctx, &in.Check) {
+		if in.Trace {
+			r.Path = probe.Trace(ctx, r)
+		}
 		parts, err := encodeFactParts(r.Facts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, fwHelperOutput{Result: r, Facts: parts})
+		out = append(out, fwHelperOutput{Result: r, Facts: parts, Euid: os.Geteuid(), CapEff: capEff()})
 	}
 	if err := netlab.WriteHelperOutput(out); err != nil {
 		t.Fatal(err)
@@ -187,4 +198,19 @@ func runFwCases(t *testing.T, cases []fwCase) {
 			}
 		})
 	}
+}
+
+// capEff is this process's effective capability set, as /proc/self/status
+// shows it (hex), or "" when unreadable.
+func capEff() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

@@ -39,6 +39,24 @@ type Path struct {
 	Address string `json:"address"`
 	// Hops is what each TTL (hop limit) saw, in order from 1.
 	Hops []PathHop `json:"hops"`
+	// Rejected is set when the device at Hop (or this host) rejected the
+	// traffic (an ICMP destination unreachable, or a refusal to send); unset
+	// for a silent drop after Hop.
+	Rejected bool `json:"rejected,omitempty"`
+	// Control says what the control probe saw, when one was sent (a TCP
+	// trace that no router answered: a TTL-1 UDP datagram to the same
+	// address and port number tells this host's silent drop of the SYNs
+	// from routers that send no time exceeded).
+	Control string `json:"control,omitempty"`
+	// Reached is set when the target itself answered the trace (the port
+	// was open to the trace's own packets): nothing on the path blocked it
+	// then, so the location is unknown.
+	Reached bool `json:"reached,omitempty"`
+	// Probes is how many packets the trace sent (one per try: a TCP SYN or
+	// a UDP datagram, the control probe included).
+	Probes int `json:"probes"`
+	// DurationSeconds is how long the trace took.
+	DurationSeconds float64 `json:"duration_seconds"`
 }
 
 // PathHop is what one TTL of a trace saw.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -55,6 +56,21 @@ func (l *Lab) RunHelper(ns, test string, in, out any, timeout time.Duration) err
 
 // RunHelper is Lab.RunHelper for any named namespace.
 func RunHelper(ns, test string, in, out any, timeout time.Duration) error {
+	return runHelper(ns, nil, test, in, out, timeout)
+}
+
+// Nobody is the unprivileged user (and group) RunHelperAs usually runs as.
+var Nobody = &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
+
+// RunHelperAs is RunHelper with the child running as cred's user and groups,
+// without any capability: it proves that the code under test needs no
+// privilege. The test binary is copied to a directory every user can read
+// (the go command builds it in a private one) and removed afterwards.
+func (l *Lab) RunHelperAs(ns string, cred *syscall.Credential, test string, in, out any, timeout time.Duration) error {
+	return runHelper(ns, cred, test, in, out, timeout)
+}
+
+func runHelper(ns string, cred *syscall.Credential, test string, in, out any, timeout time.Duration) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("netlab: finding the test binary: %w", err)
@@ -65,11 +81,24 @@ func RunHelper(ns, test string, in, out any, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// /proc/self/exe would name ip itself once ip netns exec runs, hence the
-	// resolved path of this binary.
-	c := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe,
-		"-test.run=^"+test+"$", "-test.count=1", "-test.v=false",
-		"-test.timeout="+(timeout+5*time.Second).String())
+	args := []string{"-test.run=^" + test + "$", "-test.count=1", "-test.v=false",
+		"-test.timeout=" + (timeout + 5*time.Second).String()}
+	var c *exec.Cmd
+	if cred == nil {
+		// /proc/self/exe would name ip itself once ip netns exec runs, hence
+		// the resolved path of this binary.
+		c = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, exe}, args...)...)
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	} else {
+		shared, cleanup, err := sharedCopy(exe)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		c = exec.CommandContext(ctx, shared, args...)
+		c.Dir = filepath.Dir(shared)
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	}
 	env := append(withoutEnv(os.Environ(), HelperEnv, "GORACE"), HelperEnv+"="+string(payload))
 	// A race-enabled binary sleeps a second at exit by default; the helper
 	// exits once per case.
@@ -78,11 +107,20 @@ func RunHelper(ns, test string, in, out any, timeout time.Duration) error {
 	stdout := &boundedBuffer{max: maxOutput}
 	stderr := &boundedBuffer{max: 64 << 10}
 	c.Stdout, c.Stderr = stdout, stderr
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 2 * time.Second
 	start := time.Now()
-	runErr := c.Run()
+	var runErr error
+	if cred == nil {
+		runErr = c.Run()
+	} else {
+		// A child forked from a thread inside ns starts in ns: no ip netns
+		// exec, which would need the privilege the child must not have.
+		if err := inNetns(ns, c.Start); err != nil {
+			return fmt.Errorf("netlab: starting helper %s in %s as uid %d: %w", test, ns, cred.Uid, err)
+		}
+		runErr = c.Wait()
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("netlab: helper %s in %s killed after %s\nstdout:\n%s\nstderr:\n%s",
 			test, ns, time.Since(start).Round(time.Millisecond), stdout, stderr)
@@ -143,4 +181,39 @@ func withoutEnv(env []string, keys ...string) []string {
 		}
 	}
 	return out
+}
+
+// sharedCopy copies the test binary into a new directory that every user may
+// read and execute, and returns its path and a function removing it.
+func sharedCopy(exe string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "netlab-helper-")
+	if err != nil {
+		return "", nil, fmt.Errorf("netlab: %w", err)
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	if err := os.Chmod(dir, 0o755); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("netlab: %w", err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("netlab: %w", err)
+	}
+	defer src.Close()
+	dst := filepath.Join(dir, filepath.Base(exe))
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("netlab: %w", err)
+	}
+	_, err = io.Copy(f, src)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("netlab: copying the test binary: %w", err)
+	}
+	return dst, cleanup, nil
 }

@@ -8,7 +8,19 @@
 //	       fd00:N:1::2/64         fd00:N:1::1         fd00:N:2::1        fd00:N:2::2/64
 //
 // The router forwards IPv4 and IPv6; client and server route everything via
-// it. Every address lives only inside the lab's namespaces, so labs running in
+// it.
+//
+// NewTwoRouter builds a longer path for tracing where traffic stops: the
+// router becomes the client's gateway and an ISP router sits between it and
+// the server (subnet 3 joins the two routers):
+//
+//	client 10.N.1.2 ── 10.N.1.1 gateway 10.N.3.1 ── 10.N.3.2 isp 10.N.2.1 ── 10.N.2.2 server
+//	       fd00:N:1::2  fd00:N:1::1  fd00:N:3::1 ── fd00:N:3::2  fd00:N:2::1  fd00:N:2::2
+//
+// The gateway routes by default via the ISP router (deleting that route makes
+// it answer net unreachable for everything beyond it); the ISP router knows
+// the client subnet via the gateway. Every router answers TTL expiry (ICMP
+// time exceeded), as Linux does by default. Every address lives only inside the lab's namespaces, so labs running in
 // parallel never see each other or the host. Everything a lab creates
 // (namespaces, listeners, processes) is removed in t.Cleanup, also when the
 // test fails.
@@ -56,6 +68,7 @@ type Lab struct {
 	net    byte   // N in 10.N.x.y and fd00:N:x::y
 	client string
 	router string
+	isp    string // "" unless built by NewTwoRouter
 	server string
 }
 
@@ -70,12 +83,29 @@ const (
 	RouterServerIf = "eth1"
 	// ServerIf is the server's interface towards the router.
 	ServerIf = "eth0"
+	// ISPGatewayIf is the ISP router's interface towards the gateway (two-router lab).
+	ISPGatewayIf = "eth0"
+	// ISPServerIf is the ISP router's interface towards the server (two-router lab).
+	ISPServerIf = "eth1"
 )
 
 // New creates a lab and registers its teardown with t.Cleanup. It skips the
 // test (t.Skip) when the host cannot run one: not root, a missing tool, or
 // namespaces that cannot be created (a container without CAP_SYS_ADMIN).
 func New(t testing.TB) *Lab {
+	t.Helper()
+	return newLab(t, false)
+}
+
+// NewTwoRouter creates a lab whose client reaches the server through two
+// routers, its gateway (Router) and an ISP router (ISP); see the package
+// comment. It skips like New.
+func NewTwoRouter(t testing.TB) *Lab {
+	t.Helper()
+	return newLab(t, true)
+}
+
+func newLab(t testing.TB, twoRouters bool) *Lab {
 	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("netlab: %v", err)
@@ -93,7 +123,10 @@ func New(t testing.TB) *Lab {
 		router: "nl" + id + "r",
 		server: "nl" + id + "s",
 	}
-	for i, ns := range []string{l.client, l.router, l.server} {
+	if twoRouters {
+		l.isp = "nl" + id + "i"
+	}
+	for i, ns := range l.namespaces() {
 		if out, err := runCmd(nil, "ip", "netns", "add", ns); err != nil {
 			if i == 0 {
 				t.Skipf("netlab: cannot create network namespaces here (%v: %s); needs CAP_SYS_ADMIN", err, out)
@@ -108,6 +141,22 @@ func New(t testing.TB) *Lab {
 	}
 	l.setup()
 	return l
+}
+
+// namespaces lists the lab's namespaces, client first.
+func (l *Lab) namespaces() []string {
+	if l.isp == "" {
+		return []string{l.client, l.router, l.server}
+	}
+	return []string{l.client, l.router, l.isp, l.server}
+}
+
+// routers lists the namespaces that forward.
+func (l *Lab) routers() []string {
+	if l.isp == "" {
+		return []string{l.router}
+	}
+	return []string{l.router, l.isp}
 }
 
 // Available reports why this host cannot run a lab, or nil when it can
@@ -130,9 +179,8 @@ func Available() error {
 
 func (l *Lab) setup() {
 	l.t.Helper()
-	n := l.net
 	// DAD off before any link comes up, so IPv6 addresses are usable at once.
-	for _, ns := range []string{l.client, l.router, l.server} {
+	for _, ns := range l.namespaces() {
 		l.mustDo(ns, func() error {
 			for _, s := range []string{"all", "default"} {
 				if err := writeSysctl("net/ipv6/conf/"+s+"/accept_dad", "0"); err != nil {
@@ -142,13 +190,30 @@ func (l *Lab) setup() {
 			return nil
 		})
 	}
-	l.mustDo(l.router, func() error {
-		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
-			return err
+	for _, ns := range l.routers() {
+		l.mustDo(ns, func() error {
+			if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+				return err
+			}
+			return writeSysctl("net/ipv6/conf/all/forwarding", "1")
+		})
+	}
+	steps := l.linkSteps()
+	for _, s := range steps {
+		if out, err := runCmd(nil, "ip", s...); err != nil {
+			l.t.Fatalf("netlab: ip %s: %v: %s", strings.Join(s, " "), err, out)
 		}
-		return writeSysctl("net/ipv6/conf/all/forwarding", "1")
-	})
-	steps := [][]string{
+	}
+	l.waitLinkLocal()
+}
+
+// linkSteps are the ip commands that build the topology.
+func (l *Lab) linkSteps() [][]string {
+	n := l.net
+	if l.isp != "" {
+		return l.twoRouterSteps()
+	}
+	return [][]string{
 		{"-n", l.client, "link", "add", ClientIf, "type", "veth", "peer", "name", RouterClientIf, "netns", l.router},
 		{"-n", l.router, "link", "add", RouterServerIf, "type", "veth", "peer", "name", ServerIf, "netns", l.server},
 
@@ -174,12 +239,49 @@ func (l *Lab) setup() {
 		{"-n", l.server, "route", "add", "default", "via", l.RouterServerSideIP().String()},
 		{"-n", l.server, "-6", "route", "add", "default", "via", l.RouterServerSideIP6().String()},
 	}
-	for _, s := range steps {
-		if out, err := runCmd(nil, "ip", s...); err != nil {
-			l.t.Fatalf("netlab: ip %s: %v: %s", strings.Join(s, " "), err, out)
-		}
+}
+
+// twoRouterSteps build client - gateway - isp - server.
+func (l *Lab) twoRouterSteps() [][]string {
+	n := l.net
+	return [][]string{
+		{"-n", l.client, "link", "add", ClientIf, "type", "veth", "peer", "name", RouterClientIf, "netns", l.router},
+		{"-n", l.router, "link", "add", RouterServerIf, "type", "veth", "peer", "name", ISPGatewayIf, "netns", l.isp},
+		{"-n", l.isp, "link", "add", ISPServerIf, "type", "veth", "peer", "name", ServerIf, "netns", l.server},
+
+		{"-n", l.client, "addr", "add", fmt.Sprintf("10.%d.1.2/24", n), "dev", ClientIf},
+		{"-n", l.client, "-6", "addr", "add", fmt.Sprintf("fd00:%d:1::2/64", n), "dev", ClientIf, "nodad"},
+		{"-n", l.router, "addr", "add", fmt.Sprintf("10.%d.1.1/24", n), "dev", RouterClientIf},
+		{"-n", l.router, "-6", "addr", "add", fmt.Sprintf("fd00:%d:1::1/64", n), "dev", RouterClientIf, "nodad"},
+		{"-n", l.router, "addr", "add", fmt.Sprintf("10.%d.3.1/24", n), "dev", RouterServerIf},
+		{"-n", l.router, "-6", "addr", "add", fmt.Sprintf("fd00:%d:3::1/64", n), "dev", RouterServerIf, "nodad"},
+		{"-n", l.isp, "addr", "add", fmt.Sprintf("10.%d.3.2/24", n), "dev", ISPGatewayIf},
+		{"-n", l.isp, "-6", "addr", "add", fmt.Sprintf("fd00:%d:3::2/64", n), "dev", ISPGatewayIf, "nodad"},
+		{"-n", l.isp, "addr", "add", fmt.Sprintf("10.%d.2.1/24", n), "dev", ISPServerIf},
+		{"-n", l.isp, "-6", "addr", "add", fmt.Sprintf("fd00:%d:2::1/64", n), "dev", ISPServerIf, "nodad"},
+		{"-n", l.server, "addr", "add", fmt.Sprintf("10.%d.2.2/24", n), "dev", ServerIf},
+		{"-n", l.server, "-6", "addr", "add", fmt.Sprintf("fd00:%d:2::2/64", n), "dev", ServerIf, "nodad"},
+
+		{"-n", l.client, "link", "set", "lo", "up"},
+		{"-n", l.router, "link", "set", "lo", "up"},
+		{"-n", l.isp, "link", "set", "lo", "up"},
+		{"-n", l.server, "link", "set", "lo", "up"},
+		{"-n", l.client, "link", "set", ClientIf, "up"},
+		{"-n", l.router, "link", "set", RouterClientIf, "up"},
+		{"-n", l.router, "link", "set", RouterServerIf, "up"},
+		{"-n", l.isp, "link", "set", ISPGatewayIf, "up"},
+		{"-n", l.isp, "link", "set", ISPServerIf, "up"},
+		{"-n", l.server, "link", "set", ServerIf, "up"},
+
+		{"-n", l.client, "route", "add", "default", "via", l.RouterClientSideIP().String()},
+		{"-n", l.client, "-6", "route", "add", "default", "via", l.RouterClientSideIP6().String()},
+		{"-n", l.router, "route", "add", "default", "via", l.ISPGatewaySideIP().String()},
+		{"-n", l.router, "-6", "route", "add", "default", "via", l.ISPGatewaySideIP6().String()},
+		{"-n", l.isp, "route", "add", fmt.Sprintf("10.%d.1.0/24", n), "via", l.RouterServerSideIP().String()},
+		{"-n", l.isp, "-6", "route", "add", fmt.Sprintf("fd00:%d:1::/64", n), "via", l.RouterServerSideIP6().String()},
+		{"-n", l.server, "route", "add", "default", "via", l.ISPServerSideIP().String()},
+		{"-n", l.server, "-6", "route", "add", "default", "via", l.ISPServerSideIP6().String()},
 	}
-	l.waitLinkLocal()
 }
 
 // waitLinkLocal waits until every lab interface has its IPv6 link-local
@@ -190,6 +292,9 @@ func (l *Lab) waitLinkLocal() {
 	l.t.Helper()
 	ifs := [][2]string{
 		{l.client, ClientIf}, {l.router, RouterClientIf}, {l.router, RouterServerIf}, {l.server, ServerIf},
+	}
+	if l.isp != "" {
+		ifs = append(ifs, [2]string{l.isp, ISPGatewayIf}, [2]string{l.isp, ISPServerIf})
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, x := range ifs {
@@ -209,8 +314,19 @@ func (l *Lab) waitLinkLocal() {
 // Client, Router and Server name the lab's namespaces (for ip netns exec).
 func (l *Lab) Client() string { return l.client }
 
-// Router names the router namespace.
+// Router names the router namespace (in a two-router lab, the client's
+// gateway).
 func (l *Lab) Router() string { return l.router }
+
+// ISP names the ISP router's namespace of a two-router lab; it fails the test
+// in a lab built by New.
+func (l *Lab) ISP() string {
+	l.t.Helper()
+	if l.isp == "" {
+		l.t.Fatal("netlab: ISP() on a single-router lab; use NewTwoRouter")
+	}
+	return l.isp
+}
 
 // Server names the server namespace.
 func (l *Lab) Server() string { return l.server }
@@ -230,8 +346,28 @@ func (l *Lab) ClientIP() net.IP { return l.v4(1, 2) }
 // client's default gateway, and the source of the router's ICMP errors to it).
 func (l *Lab) RouterClientSideIP() net.IP { return l.v4(1, 1) }
 
-// RouterServerSideIP is the router's IPv4 address on the server subnet.
-func (l *Lab) RouterServerSideIP() net.IP { return l.v4(2, 1) }
+// RouterServerSideIP is the router's IPv4 address on the server subnet; in a
+// two-router lab, the gateway's address towards the ISP router.
+func (l *Lab) RouterServerSideIP() net.IP {
+	if l.isp != "" {
+		return l.v4(3, 1)
+	}
+	return l.v4(2, 1)
+}
+
+// ISPGatewaySideIP is the ISP router's IPv4 address towards the gateway (the
+// source of its ICMP errors to the client). Two-router lab only.
+func (l *Lab) ISPGatewaySideIP() net.IP { return l.v4(3, 2) }
+
+// ISPServerSideIP is the ISP router's IPv4 address on the server subnet.
+// Two-router lab only.
+func (l *Lab) ISPServerSideIP() net.IP { return l.v4(2, 1) }
+
+// ISPGatewaySideIP6 is ISPGatewaySideIP for IPv6.
+func (l *Lab) ISPGatewaySideIP6() net.IP { return l.v6(3, 2) }
+
+// ISPServerSideIP6 is ISPServerSideIP for IPv6.
+func (l *Lab) ISPServerSideIP6() net.IP { return l.v6(2, 1) }
 
 // ServerIP is the server's IPv4 address.
 func (l *Lab) ServerIP() net.IP { return l.v4(2, 2) }
@@ -250,8 +386,14 @@ func (l *Lab) ClientIP6() net.IP { return l.v6(1, 2) }
 // RouterClientSideIP6 is the router's IPv6 address on the client subnet.
 func (l *Lab) RouterClientSideIP6() net.IP { return l.v6(1, 1) }
 
-// RouterServerSideIP6 is the router's IPv6 address on the server subnet.
-func (l *Lab) RouterServerSideIP6() net.IP { return l.v6(2, 1) }
+// RouterServerSideIP6 is the router's IPv6 address on the server subnet; in a
+// two-router lab, the gateway's address towards the ISP router.
+func (l *Lab) RouterServerSideIP6() net.IP {
+	if l.isp != "" {
+		return l.v6(3, 1)
+	}
+	return l.v6(2, 1)
+}
 
 // ServerIP6 is the server's IPv6 (ULA) address.
 func (l *Lab) ServerIP6() net.IP { return l.v6(2, 2) }

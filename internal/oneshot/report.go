@@ -33,6 +33,9 @@ type JSONResult struct {
 	Facts           probe.Facts    `json:"facts"`
 	Timings         []probe.Timing `json:"timings"`
 	Time            time.Time      `json:"time"`
+	// Path is where the traffic of a failed check stopped, when it was
+	// traced (README, "Where is it blocked"); absent otherwise.
+	Path *probe.Path `json:"path,omitempty"`
 
 	// What a profile says about its check; absent for custom checks.
 	Direction string `json:"direction,omitempty"`
@@ -68,7 +71,7 @@ func ToJSON(results []probe.Result, skipped ...targets.Skipped) JSONReport {
 		jr := JSONResult{
 			Address: r.Address, IPFamily: r.IPFamily, Up: r.Up, Reason: r.Reason, Phase: r.Phase,
 			DurationSeconds: r.Duration.Seconds(), Detail: r.Detail, Facts: r.Facts,
-			Timings: r.Timings, Time: r.Start.UTC(),
+			Timings: r.Timings, Time: r.Start.UTC(), Path: r.Path,
 		}
 		if jr.Timings == nil {
 			jr.Timings = []probe.Timing{}
@@ -127,7 +130,7 @@ func WriteTable(w io.Writer, results []probe.Result, skipped ...targets.Skipped)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			verdict, profile, name, kind, target, dash(r.Address), r.Reason, dash(string(r.Phase)),
-			latency(r.Duration), oneLine(r.Detail, 120))
+			latency(r.Duration), oneLine(withPath(r), 160))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -145,6 +148,15 @@ func WriteTable(w io.Writer, results []probe.Result, skipped ...targets.Skipped)
 		}
 	}
 	return nil
+}
+
+// withPath ends a failed result's detail with where its traffic stopped, when
+// it was traced.
+func withPath(r probe.Result) string {
+	if r.Path == nil {
+		return r.Detail
+	}
+	return r.Detail + "; " + r.Path.Phrase()
 }
 
 func dash(s string) string {
