@@ -46,8 +46,7 @@ func Traceable(r Result) bool {
 	if r.Up || r.Check == nil || r.IPFamily == FamilyProxy || net.ParseIP(r.Address) == nil {
 		return false
 	}
-	switch r.Check.Kind {
-	case "listen", "broadcast":
+	if spec, err := LookupKind(r.Check.Kind); err != nil || !spec.Outbound() {
 		return false
 	}
 	if pu, err := proxyFor(r.Check); pu != nil || err != nil {

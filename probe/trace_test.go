@@ -31,8 +31,8 @@ func (f *fakeProber) probe(_ context.Context, ttl int) hopAnswer {
 }
 
 func (f *fakeProber) control(context.Context) hopAnswer { f.controls++; return f.ctrl }
-func (f *fakeProber) udp() bool                          { return f.isUDP }
-func (f *fakeProber) localAddr() string                  { return "192.0.2.10" }
+func (f *fakeProber) udp() bool                         { return f.isUDP }
+func (f *fakeProber) localAddr() string                 { return "192.0.2.10" }
 
 var (
 	target = net.ParseIP("203.0.113.5")

@@ -83,40 +83,43 @@ func runHelper(ns string, cred *syscall.Credential, test string, in, out any, ti
 	defer cancel()
 	args := []string{"-test.run=^" + test + "$", "-test.count=1", "-test.v=false",
 		"-test.timeout=" + (timeout + 5*time.Second).String()}
-	var c *exec.Cmd
+	env := append(withoutEnv(os.Environ(), HelperEnv, "GORACE"), HelperEnv+"="+string(payload))
+	// A race-enabled binary sleeps a second at exit by default; the helper
+	// exits once per case.
+	env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	stdout := &boundedBuffer{max: maxOutput}
+	stderr := &boundedBuffer{max: 64 << 10}
+	prepare := func(c *exec.Cmd) *exec.Cmd {
+		c.Env = env
+		c.Stdout, c.Stderr = stdout, stderr
+		c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+		c.WaitDelay = 2 * time.Second
+		return c
+	}
+	start := time.Now()
+	var runErr error
 	if cred == nil {
 		// /proc/self/exe would name ip itself once ip netns exec runs, hence
 		// the resolved path of this binary.
-		c = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, exe}, args...)...)
+		c := prepare(exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, exe}, args...)...))
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		runErr = c.Run()
 	} else {
 		shared, cleanup, err := sharedCopy(exe)
 		if err != nil {
 			return err
 		}
 		defer cleanup()
-		c = exec.CommandContext(ctx, shared, args...)
-		c.Dir = filepath.Dir(shared)
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
-	}
-	env := append(withoutEnv(os.Environ(), HelperEnv, "GORACE"), HelperEnv+"="+string(payload))
-	// A race-enabled binary sleeps a second at exit by default; the helper
-	// exits once per case.
-	env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	c.Env = env
-	stdout := &boundedBuffer{max: maxOutput}
-	stderr := &boundedBuffer{max: 64 << 10}
-	c.Stdout, c.Stderr = stdout, stderr
-	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	c.WaitDelay = 2 * time.Second
-	start := time.Now()
-	var runErr error
-	if cred == nil {
-		runErr = c.Run()
-	} else {
+		newCmd := func() *exec.Cmd {
+			c := prepare(exec.CommandContext(ctx, shared, args...))
+			c.Dir = filepath.Dir(shared)
+			c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+			return c
+		}
 		// A child forked from a thread inside ns starts in ns: no ip netns
 		// exec, which would need the privilege the child must not have.
-		if err := inNetns(ns, c.Start); err != nil {
+		var c *exec.Cmd
+		if err := inNetns(ns, func() (err error) { c, err = startRetryingBusy(newCmd); return err }); err != nil {
 			return fmt.Errorf("netlab: starting helper %s in %s as uid %d: %w", test, ns, cred.Uid, err)
 		}
 		runErr = c.Wait()
@@ -216,4 +219,19 @@ func sharedCopy(exe string) (string, func(), error) {
 		return "", nil, fmt.Errorf("netlab: copying the test binary: %w", err)
 	}
 	return dst, cleanup, nil
+}
+
+// startRetryingBusy starts a command from newCmd, retrying with a fresh one
+// while its freshly written binary is "text file busy": a process forked
+// elsewhere in this test binary (another lab's command) can hold the copy's
+// write descriptor until it execs. Bounded: about a second.
+func startRetryingBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	for try := 0; ; try++ {
+		c := newCmd()
+		err := c.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || try == 20 {
+			return c, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
