@@ -143,8 +143,15 @@ func (a *Agent) Reload() error {
 // pageStatus is the agent's state for the status page.
 func (a *Agent) pageStatus() web.AgentStatus {
 	a.statusMu.Lock()
-	defer a.statusMu.Unlock()
-	return a.status // Skipped is replaced, never modified in place
+	st := a.status // Skipped is replaced, never modified in place
+	a.statusMu.Unlock()
+	switch v := a.uplink.Verdict(); v.State {
+	case uplink.StateDown:
+		st.Uplink = &web.Uplink{Location: v.Location, Gateway: v.Gateway, Hop: v.Hop, Address: v.Address, Detail: v.Detail}
+	case uplink.StateUp:
+		st.Uplink = &web.Uplink{Up: true}
+	}
+	return st
 }
 
 // Handler serves every HTTP endpoint.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connprobe/connprobe/internal/gateway"
+	"github.com/connprobe/connprobe/internal/uplink"
+	"github.com/connprobe/connprobe/probe"
 	"github.com/connprobe/connprobe/targets"
 )
 
@@ -228,5 +232,56 @@ func TestSkippedChecksLoggedAndCounted(t *testing.T) {
 	want := `level=WARN msg="profile check skipped: a required param is not set" profile=switches check=emv missing=emv_host hint="set --param switches.emv_host=... (the EMV endpoint)"`
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %s:\n%s", want, logs.String())
+	}
+}
+
+// The status page shows the agent's uplink verdict: a banner while it is
+// down, none while it is up. Results are put into the store directly (the
+// scheduler never starts), so nothing is sent.
+func TestStatusPageShowsUplinkDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "connprobe.yml")
+	cfg := "checks:\n  - {name: vendor-a, kind: tcp, host: 192.0.2.10, port: 443}\n  - {name: vendor-b, kind: tcp, host: 198.51.100.20, port: 443}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{ConfigFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gw = "192.168.1.1"
+	a.uplink.Gateways = func() ([]gateway.Gateway, error) {
+		return []gateway.Gateway{{Family: gateway.FamilyIPv4, Address: gw, Interface: "eth0"}}, nil
+	}
+	put := func(up bool) {
+		for _, e := range a.store.Snapshot() {
+			r := probe.Result{Check: e.Check, Address: e.Check.Host, IPFamily: probe.FamilyIPv4, Up: up, Reason: probe.ReasonOK}
+			if !up {
+				r.Reason = probe.ReasonRejected
+				r.Detail = "ICMP destination unreachable (net unreachable) from " + gw + ", a device on the path"
+				r.Path = &probe.Path{Location: probe.PathGateway, Hop: 1, Address: gw,
+					Hops: []probe.PathHop{{Hop: 1, Address: gw, RTTSeconds: 0.001, ICMP: "net unreachable"}}}
+			}
+			a.store.Put(e.Check, []probe.Result{r})
+		}
+	}
+	page := func() string {
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		return rec.Body.String()
+	}
+
+	put(false)
+	if v := a.Uplink(); v.State != uplink.StateDown {
+		t.Fatalf("uplink verdict %+v, want down", v)
+	}
+	body := page()
+	for _, want := range []string{`id="uplink-down"`, "The internet connection is down at your gateway " + gw, template.HTMLEscapeString(a.Uplink().Detail)} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the status page lacks %q while the uplink is down", want)
+		}
+	}
+	put(true)
+	if body := page(); strings.Contains(body, `id="uplink-down"`) {
+		t.Error("the status page shows the uplink down after outbound checks succeeded")
 	}
 }

@@ -121,7 +121,7 @@ func newDemoSite(t *testing.T) *demoSite {
 		Skipped: []Skipped{{Profile: "clover", Check: demoSkipped, Essential: true,
 			Detail: "set --param clover.emv_host=... (the payment processor's EMV endpoint)"}},
 		Uplink: &Uplink{Up: false, Location: probe.PathGateway, Gateway: gw, Hop: 1, Address: gw,
-			Detail: fmt.Sprintf("your gateway %s answers but has no route to the internet (net unreachable for 2 destinations)", gw)},
+			Detail: fmt.Sprintf("your gateway %s has no route to the internet (it answers \"net unreachable\" for 2 destinations)", gw)},
 	}}
 }
 
