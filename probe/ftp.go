@@ -85,6 +85,7 @@ type ftpControl struct {
 func newFTPControl(conn net.Conn, sc *scrubber) *ftpControl {
 	lr := newBoundedLineReader(conn, ftpMaxLine)
 	lr.scrub = sc
+	lr.greets = "FTP"
 	return &ftpControl{conn: conn, lr: lr}
 }
 
@@ -364,6 +365,7 @@ func (s *ftpSession) startTLS(ctx context.Context, raw net.Conn) (Phase, error) 
 		return PhaseTLS, err
 	}
 	s.ctl = newFTPControl(tc, s.ctl.lr.scrub)
+	s.ctl.lr.started = true // no greeting inside TLS
 	return PhaseTLS, nil
 }
 

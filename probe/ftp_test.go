@@ -329,7 +329,7 @@ func TestFTPGreetingRefusals(t *testing.T) {
 	for _, tc := range []struct{ name, greeting, want string }{
 		{"too many users", "421 Too many users, sorry\r\n", "refused service: 421 Too many users, sorry"},
 		{"not 220", "500 go away\x07\r\n", `unexpected greeting (want 220): 500 go away\x07`},
-		{"not ftp", "SSH-2.0-OpenSSH_9.6\r\n", "does not speak FTP"},
+		{"not ftp", "SSH-2.0-OpenSSH_9.6\r\n", `an SSH server answered, not FTP: "SSH-2.0-OpenSSH_9.6"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := (&lbFTP{greeting: tc.greeting}).start(t)

@@ -2,11 +2,13 @@ package probe
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,6 +56,11 @@ type boundedLineReader struct {
 	// scrub, when set, removes the check's password from every line and
 	// error text before anything parses, cuts or shows it.
 	scrub *scrubber
+	// greets, when set, names the protocol whose greeting the first line
+	// must be ("SSH", "FTP"...): another protocol's greeting there fails
+	// at once (see foreignGreeting) instead of after the timeout.
+	greets  string
+	started bool // a first line has been read
 }
 
 func newBoundedLineReader(r io.Reader, limit int) *boundedLineReader {
@@ -73,10 +80,23 @@ func (l *boundedLineReader) buffered() int { return l.br.Buffered() }
 // errors (timeouts with nothing pending, EOF between lines, resets) are
 // returned as they are for classify.
 func (l *boundedLineReader) readLine() (string, error) {
+	first := !l.started && l.greets != ""
+	l.started = true
+	if first {
+		// A TLS record has no line end to wait for.
+		if rec := tlsRecordAhead(l.br); rec != nil {
+			return "", foreignError(l.greets, rec)
+		}
+	}
 	b, err := l.br.ReadSlice('\n')
 	if err == nil {
-		s := strings.TrimSuffix(string(b[:len(b)-1]), "\r")
-		return l.scrub.scrub(s), nil
+		s := l.scrub.scrub(strings.TrimSuffix(string(b[:len(b)-1]), "\r"))
+		if first {
+			if err := foreignError(l.greets, []byte(s)); err != nil {
+				return "", err
+			}
+		}
+		return s, nil
 	}
 	// The quoted start is scrubbed whole before it is cut: a password
 	// straddling the cut would otherwise show its first characters.
@@ -250,4 +270,64 @@ func (sc *scrubber) scrub(text string) string {
 		}
 	}
 	return sb.String()
+}
+
+// foreignGreetings are the first words of other protocols' servers.
+var foreignGreetings = []struct{ prefix, proto, who string }{
+	{"SSH-", "SSH", "an SSH server"},
+	{"HTTP/", "HTTP", "an HTTP server"},
+	{"SIP/2.0 ", "SIP", "a SIP server"},
+	{"+OK", "POP3", "a POP3 server"},
+	{"* OK", "IMAP", "an IMAP server"},
+	{"* PREAUTH", "IMAP", "an IMAP server"},
+	{"* BYE", "IMAP", "an IMAP server"},
+	// 220 opens both FTP and SMTP; a reader of either cannot tell them apart.
+	{"220 ", "FTP SMTP", "an FTP or SMTP server"},
+	{"220-", "FTP SMTP", "an FTP or SMTP server"},
+}
+
+// foreignGreeting names the server whose greeting b starts with when that is
+// another protocol's than self (or a TLS record), else "".
+func foreignGreeting(self string, b []byte) string {
+	if isTLSRecord(b) {
+		return "a TLS endpoint"
+	}
+	for _, g := range foreignGreetings {
+		if bytes.HasPrefix(b, []byte(g.prefix)) {
+			if slices.Contains(strings.Fields(g.proto), self) {
+				return ""
+			}
+			return g.who
+		}
+	}
+	return ""
+}
+
+// foreignError is the verdict on a first line (or record) b from another
+// protocol's server, nil when b is not one: the port speaks something else.
+func foreignError(self string, b []byte) error {
+	who := foreignGreeting(self, b)
+	if who == "" {
+		return nil
+	}
+	return &ProtocolError{Msg: fmt.Sprintf("%s answered, not %s: \"%s\"", who, self, cleanText(firstLine(b), 80))}
+}
+
+// isTLSRecord reports a TLS record header: content type change_cipher_spec,
+// alert, handshake or application data, then major version 3.
+func isTLSRecord(b []byte) bool {
+	return len(b) >= 2 && b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03
+}
+
+// tlsRecordAhead waits for the peer's first bytes and returns what br holds
+// when they start a TLS record, else nil. It consumes nothing.
+func tlsRecordAhead(br *bufio.Reader) []byte {
+	if _, err := br.Peek(1); err != nil {
+		return nil // the read that follows meets the same error
+	}
+	b, _ := br.Peek(min(br.Buffered(), 16))
+	if isTLSRecord(b) {
+		return b
+	}
+	return nil
 }

@@ -143,7 +143,7 @@ type mailDialog func(s *mailSession, login *mailLogin) (Phase, string, error)
 
 // probeMail runs dialog against t, over TLS from the first byte when
 // implicitTLS is set.
-func probeMail(ctx context.Context, t Target, implicitTLS bool, dialog mailDialog) Result {
+func probeMail(ctx context.Context, t Target, implicitTLS bool, proto string, dialog mailDialog) Result {
 	r := newResult(t)
 	login, err := loadMailLogin(t.Check.Credentials)
 	if err != nil {
@@ -166,6 +166,7 @@ func probeMail(ctx context.Context, t Target, implicitTLS bool, dialog mailDialo
 			return login.redact(fail(&r, PhaseTLS, err, t.Addr))
 		}
 	}
+	s.lr.greets = proto // the reader of the greeting; later ones expect none
 	phase, detail, err := dialog(s, login)
 	if s.facts.Greeting != "" {
 		r.Facts.GreetingFacts = s.facts
@@ -447,7 +448,7 @@ func (s *mailSession) smtpQuit() {
 // probeSMTP: 220, EHLO, STARTTLS (it must be offered), TLS, EHLO again, and
 // AUTH PLAIN only with credentials.
 func probeSMTP(ctx context.Context, t Target) Result {
-	return probeMail(ctx, t, false, smtpSTARTTLSDialog)
+	return probeMail(ctx, t, false, "SMTP", smtpSTARTTLSDialog)
 }
 
 func smtpSTARTTLSDialog(s *mailSession, login *mailLogin) (Phase, string, error) {
@@ -497,7 +498,7 @@ func smtpSTARTTLSDialog(s *mailSession, login *mailLogin) (Phase, string, error)
 
 // probeSMTPS: TLS, 220, and EHLO with AUTH PLAIN only with credentials.
 func probeSMTPS(ctx context.Context, t Target) Result {
-	return probeMail(ctx, t, true, smtpsDialog)
+	return probeMail(ctx, t, true, "SMTP", smtpsDialog)
 }
 
 func smtpsDialog(s *mailSession, login *mailLogin) (Phase, string, error) {
@@ -523,7 +524,7 @@ func smtpsDialog(s *mailSession, login *mailLogin) (Phase, string, error) {
 
 // probeIMAPS: TLS, "* OK" (or PREAUTH), LOGIN only with credentials, LOGOUT.
 func probeIMAPS(ctx context.Context, t Target) Result {
-	return probeMail(ctx, t, true, imapsDialog)
+	return probeMail(ctx, t, true, "IMAP", imapsDialog)
 }
 
 func imapsDialog(s *mailSession, login *mailLogin) (Phase, string, error) {
@@ -642,7 +643,7 @@ func imapQuote(s string) string {
 
 // probePOP3S: TLS, "+OK", USER/PASS only with credentials, QUIT.
 func probePOP3S(ctx context.Context, t Target) Result {
-	return probeMail(ctx, t, true, pop3sDialog)
+	return probeMail(ctx, t, true, "POP3", pop3sDialog)
 }
 
 func pop3sDialog(s *mailSession, login *mailLogin) (Phase, string, error) {

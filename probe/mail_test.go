@@ -369,7 +369,7 @@ func TestSMTPHostileServers(t *testing.T) {
 		{"garbage", func(c net.Conn) {
 			_, _ = c.Write([]byte("\x16\x03\x01\x00\xff\x01garbage\r\n"))
 			drain(c)
-		}, []string{`not an SMTP reply: "\x16\x03\x01\x00\xff\x01garbage"`}},
+		}, []string{`a TLS endpoint answered, not SMTP: "\x16\x03\x01\x00\xff\x01garbage"`}},
 		{"554 on connect", func(c net.Conn) {
 			_, _ = io.WriteString(c, "554-5.7.1 \x1b[2Jblocked: your address is listed\r\n554 go away\r\n")
 			drain(c)
@@ -502,7 +502,7 @@ func TestIMAPSBadGreetings(t *testing.T) {
 		part     string
 	}{
 		{"bye", "* BYE too many connections\r\n", `refused the session: "* BYE too many connections"`},
-		{"pop3 on the imaps port", "+OK POP3 ready\r\n", `not an IMAP greeting: "+OK POP3 ready"`},
+		{"pop3 on the imaps port", "+OK POP3 ready\r\n", `a POP3 server answered, not IMAP: "+OK POP3 ready"`},
 		{"silent after TLS", "", "TLS handshake completed but no greeting followed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -506,6 +506,9 @@ func probeSIPStream(ctx context.Context, t Target, transport string) Result {
 // the final response, or the first provisional one with the error that ended
 // the wait.
 func readSIPResponses(br *bufio.Reader, x sipTxn) (final, provisional *sipResponse, err error) {
+	if rec := tlsRecordAhead(br); rec != nil {
+		return nil, nil, foreignError("SIP", rec) // no line end to wait for
+	}
 	for i := 0; i <= sipMaxProvisional; i++ {
 		head, err := readSIPHead(br, sipMaxHead)
 		if err != nil {
@@ -562,6 +565,9 @@ func readSIPHead(br *bufio.Reader, limit int) ([]byte, error) {
 			head = append(head, chunk...)
 		}
 		if len(head) >= 8 && !strings.HasPrefix(string(head[:8]), "SIP/2.0 ") {
+			if err := foreignError("SIP", head); err != nil {
+				return nil, err
+			}
 			return nil, &ProtocolError{Msg: "not a SIP response: the server sent " + quoted(string(head))}
 		}
 		switch {

@@ -526,7 +526,11 @@ func TestSIPTCPNotSIP(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			port := lbRawServer(t, handle)
 			r := lbRun1(t, sipCheck("tcp", port, 3*time.Second))
-			lbExpect(t, r, false, ReasonProtocol, PhaseResponse, "not a SIP response")
+			want := "not a SIP response"
+			if name == "http" {
+				want = `an HTTP server answered, not SIP: "HTTP/1.1 400 Bad Request"`
+			}
+			lbExpect(t, r, false, ReasonProtocol, PhaseResponse, want)
 		})
 	}
 }

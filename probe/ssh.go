@@ -44,6 +44,7 @@ func probeSSH(ctx context.Context, t Target) Result {
 
 	ready := time.Now()
 	lr := newBoundedLineReader(conn, sshMaxLine)
+	lr.greets = "SSH"
 	id, pre, err := readSSHIdentification(lr)
 	r.addTiming(PhaseBanner, time.Since(ready))
 	if err != nil {
@@ -93,10 +94,7 @@ func readSSHIdentification(lr *boundedLineReader) (sshIdent, int, error) {
 			return id, pre, err
 		}
 		if pre == 0 {
-			first = line
-			if strings.HasPrefix(line, "HTTP/") {
-				return sshIdent{}, pre, &ProtocolError{Msg: fmt.Sprintf("an HTTP server answered, not SSH: \"%s\"", cleanText(line, 80))}
-			}
+			first = line // another protocol's greeting failed in readLine (greets)
 		}
 		if hasControl(line) {
 			return sshIdent{}, pre, &ProtocolError{Msg: fmt.Sprintf("not an SSH server: it sent \"%s\"", cleanText(line, 64))}
