@@ -67,7 +67,7 @@ func New(opts Options) (*Agent, error) {
 	})
 	// The routing table is read at most every gatewayTTL, however often
 	// /metrics and the status page ask.
-	a.uplink = uplink.Source{Store: a.store, Gateways: gateway.NewCache(gatewayTTL).Get}
+	a.uplink = uplink.Source{Store: a.store, Host: gateway.NewCache(gatewayTTL).Get}
 	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get(),
 		metrics.WithThrottled(a.sched.Throttled), metrics.WithUplink(a.uplink.Verdict))
 	if err != nil {

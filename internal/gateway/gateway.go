@@ -6,6 +6,8 @@ package gateway
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -109,32 +111,97 @@ func sortGateways(gws []Gateway) {
 	})
 }
 
-// Cache reads the gateways at most once per TTL, for callers that ask often
+// Host is what this host's tables say that the uplink verdict needs.
+type Host struct {
+	// Gateways are the default gateways, best first (IPv4 before IPv6).
+	Gateways []Gateway
+	// Err says why the gateways are not known (nil when they are: then no
+	// gateway means no default route).
+	Err error
+	// Subnets are the prefixes of this host's own interface addresses.
+	Subnets []netip.Prefix
+}
+
+// ReadHost reads the gateways and this host's subnets.
+func ReadHost() Host {
+	gws, err := Read()
+	return Host{Gateways: gws, Err: err, Subnets: subnets()}
+}
+
+// OnLink reports whether addr is on this host itself or on one of its own
+// subnets (loopback, link-local, a LAN neighbour): traffic to it never
+// crosses the gateway, so it says nothing about the uplink.
+func (h Host) OnLink(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap().WithZone("")
+	if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
+		return true
+	}
+	for _, p := range h.Subnets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// subnets lists the prefixes of this host's interface addresses; none when
+// they cannot be read.
+func subnets() []netip.Prefix {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ones, bits := n.Mask.Size()
+		ip = ip.Unmap()
+		if bits == 128 && ip.Is4() {
+			ones -= 96 // an IPv4 address with a 16-byte mask
+		}
+		if p, err := ip.Prefix(ones); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Cache reads the host's tables at most once per TTL, for callers that ask often
 // (every scrape, every status page view). Safe for concurrent use.
 type Cache struct {
 	ttl  time.Duration
-	read func() ([]Gateway, error)
+	read func() Host
 	now  func() time.Time
 
-	mu  sync.Mutex
-	at  time.Time
-	gws []Gateway
-	err error
+	mu   sync.Mutex
+	at   time.Time
+	host Host
 }
 
-// NewCache returns a cache over Read.
+// NewCache returns a cache over ReadHost.
 func NewCache(ttl time.Duration) *Cache {
-	return &Cache{ttl: ttl, read: Read, now: time.Now}
+	return &Cache{ttl: ttl, read: ReadHost, now: time.Now}
 }
 
-// Get returns the gateways read within the last TTL, reading them again
-// when they are older. The slice is shared: read it, never modify it.
-func (c *Cache) Get() ([]Gateway, error) {
+// Get returns what was read within the last TTL, reading again when it is
+// older. The slices are shared: read them, never modify them.
+func (c *Cache) Get() Host {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now := c.now(); c.at.IsZero() || now.Sub(c.at) >= c.ttl {
-		c.gws, c.err = c.read()
+		c.host = c.read()
 		c.at = now
 	}
-	return c.gws, c.err
+	return c.host
 }

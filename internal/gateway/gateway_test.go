@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -51,18 +52,38 @@ func TestStringAndOf(t *testing.T) {
 func TestCache(t *testing.T) {
 	now := time.Unix(1000, 0)
 	reads := 0
-	c := &Cache{ttl: 10 * time.Second, now: func() time.Time { return now }, read: func() ([]Gateway, error) {
+	c := &Cache{ttl: 10 * time.Second, now: func() time.Time { return now }, read: func() Host {
 		reads++
-		return []Gateway{{Family: FamilyIPv4, Address: fmt.Sprint("10.0.0.", reads)}}, nil
+		return Host{Gateways: []Gateway{{Family: FamilyIPv4, Address: fmt.Sprint("10.0.0.", reads)}}}
 	}}
 	for i := 0; i < 3; i++ {
-		if gws, err := c.Get(); err != nil || gws[0].Address != "10.0.0.1" {
-			t.Fatalf("get %d: %+v %v", i, gws, err)
+		if h := c.Get(); h.Err != nil || h.Gateways[0].Address != "10.0.0.1" {
+			t.Fatalf("get %d: %+v", i, h)
 		}
 		now = now.Add(3 * time.Second)
 	}
 	now = now.Add(time.Second) // 10s after the first read
-	if gws, _ := c.Get(); gws[0].Address != "10.0.0.2" || reads != 2 {
-		t.Errorf("after the TTL: %+v after %d reads, want a second read", gws, reads)
+	if h := c.Get(); h.Gateways[0].Address != "10.0.0.2" || reads != 2 {
+		t.Errorf("after the TTL: %+v after %d reads, want a second read", h, reads)
+	}
+}
+
+func TestOnLink(t *testing.T) {
+	h := Host{Subnets: []netip.Prefix{netip.MustParsePrefix("192.168.1.23/24"), netip.MustParsePrefix("fd00:1::5/64")}}
+	for addr, want := range map[string]bool{
+		"192.168.1.10": true, "192.168.2.10": false, "203.0.113.1": false, "::ffff:192.168.1.10": true,
+		"fd00:1::99": true, "fd00:2::1": false, "127.0.0.1": true, "::1": true, "fe80::1": true, "fe80::1%eth0": true,
+		"": false, "not-an-ip": false, "2001:db8::1": false,
+	} {
+		if got := h.OnLink(addr); got != want {
+			t.Errorf("OnLink(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestSubnetsOfThisHost(t *testing.T) {
+	// Every host has loopback: its prefix is read like any other.
+	if !slices.ContainsFunc(subnets(), func(p netip.Prefix) bool { return p.Contains(netip.MustParseAddr("127.0.0.1")) }) {
+		t.Errorf("subnets() = %v, want 127.0.0.0/8 among them", subnets())
 	}
 }

@@ -19,7 +19,7 @@ func TestUplinkMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	store := results.New()
 	gws := []gateway.Gateway{{Family: gateway.FamilyIPv4, Address: "192.168.1.1", Interface: "eth0"}}
-	src := uplink.Source{Store: store, Gateways: func() ([]gateway.Gateway, error) { return gws, nil }}
+	src := uplink.Source{Store: store, Host: func() gateway.Host { return gateway.Host{Gateways: gws} }}
 	if _, err := New(reg, store, nil, buildinfo.Info{}, WithUplink(src.Verdict)); err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,7 @@ type JSONGateway struct {
 // Uplink is the uplink verdict of a one-shot run: the results and this
 // host's gateways as the routing table has them now.
 func Uplink(_ context.Context, results []probe.Result) uplink.Verdict {
-	gws, err := gateway.Read()
-	return uplink.Infer(uplink.FromResults(results), gws, err)
+	return uplink.Infer(uplink.FromResults(results), gateway.ReadHost())
 }
 
 // UplinkJSON is the public form of v; nil (JSON null) when there is no

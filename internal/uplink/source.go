@@ -12,9 +12,9 @@ import (
 // results of every configured check, and this host's gateways.
 type Source struct {
 	Store *results.Store
-	// Gateways reads this host's default gateways; gateway.Cache.Get fits.
+	// Host reads this host's gateways and subnets; gateway.Cache.Get fits.
 	// Nil: not known.
-	Gateways func() ([]gateway.Gateway, error)
+	Host func() gateway.Host
 }
 
 // Verdict is the uplink verdict from what the store holds now. It sends
@@ -24,11 +24,11 @@ func (s Source) Verdict() Verdict {
 	for _, e := range s.Store.Snapshot() {
 		rs = append(rs, e.Results...)
 	}
-	gws, err := []gateway.Gateway(nil), errNoReader
-	if s.Gateways != nil {
-		gws, err = s.Gateways()
+	host := gateway.Host{Err: errNoReader}
+	if s.Host != nil {
+		host = s.Host()
 	}
-	return Infer(FromResults(rs), gws, err)
+	return Infer(FromResults(rs), host)
 }
 
 var errNoReader = errors.New("this host's gateways are not read")

@@ -130,6 +130,9 @@ const (
 	stopRule
 	// stopOther: the path does not say how the traffic ended.
 	stopOther
+	// stopNoNeighbour: this host's ARP/NDP for the gateway went unanswered;
+	// the traffic never reached it.
+	stopNoNeighbour
 )
 
 // place is where one destination's traffic stopped.
@@ -160,6 +163,10 @@ func placeOf(e Evidence) (place, bool) {
 		return place{}, false // this_host, or a location this build does not know
 	}
 	pl := place{location: p.Location, hop: p.Hop, address: p.Address}
+	if p.Location == probe.PathGateway && p.Address == "" {
+		pl.stop = stopNoNeighbour
+		return pl, true
+	}
 	for _, h := range p.Hops {
 		if h.Hop == p.Hop && h.Address != "" {
 			pl.icmp = h.ICMP
@@ -239,9 +246,18 @@ type family struct {
 	evidences int
 }
 
-// Infer is the uplink verdict from the outbound evidence and this host's
-// gateways (gwErr: why they could not be read). It is a pure function.
-func Infer(ev []Evidence, gws []gateway.Gateway, gwErr error) Verdict {
+// Infer is the uplink verdict from the outbound evidence and what this
+// host's tables say (its gateways, or why they are not known, and its own
+// subnets). It is a pure function. Destinations on this host's own subnets
+// never cross the gateway and are left out.
+func Infer(all []Evidence, host gateway.Host) Verdict {
+	gws, gwErr := host.Gateways, host.Err
+	var ev []Evidence
+	for _, e := range all {
+		if e.Address == "" || !host.OnLink(e.Address) {
+			ev = append(ev, e)
+		}
+	}
 	v := Verdict{Gateways: slices.Clone(gws)}
 	if gwErr != nil {
 		v.Gateways, v.GatewayErr = nil, gwErr.Error()
@@ -431,6 +447,8 @@ func detailDown(v Verdict, pl place, f *family) string {
 			}
 		}
 		return fmt.Sprintf("nothing answers on the way to %d destinations, not even your gateway %s (no hop sent time exceeded)", n, gw)
+	case pl.stop == stopNoNeighbour:
+		return fmt.Sprintf("your gateway %s does not answer (this host's ARP/NDP lookups for it fail; %d destinations)", gw, n)
 	case pl.location == probe.PathGateway && pl.stop == stopNoRoute:
 		return fmt.Sprintf("your gateway %s has no route to the internet (it answers %s for %d destinations)", gw, quoteICMP(pl.icmp), n)
 	case pl.location == probe.PathGateway:
@@ -454,6 +472,8 @@ func describePlace(p place) string {
 	switch {
 	case p.location == probe.PathUnknown:
 		return "no hop answering"
+	case p.stop == stopNoNeighbour:
+		return "the gateway not answering ARP/NDP"
 	case p.stop == stopNoRoute:
 		return fmt.Sprintf("hop %d (%s) answering %s", p.hop, p.address, quoteICMP(p.icmp))
 	}

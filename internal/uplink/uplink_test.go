@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -19,6 +20,8 @@ var gws = []gateway.Gateway{
 	{Family: gateway.FamilyIPv4, Address: gw4, Interface: "eth0", Neighbour: gateway.NeighbourReachable},
 	{Family: gateway.FamilyIPv6, Address: gw6, Interface: "eth0", Neighbour: gateway.NeighbourStale},
 }
+
+var host = gateway.Host{Gateways: gws}
 
 // ok is a success with an answer from host.
 func ok(host, addr string) Evidence {
@@ -73,7 +76,7 @@ func failed(host, addr string, reason probe.Reason) Evidence {
 }
 
 func TestInferNoEvidence(t *testing.T) {
-	v := Infer(nil, gws, nil)
+	v := Infer(nil, host)
 	if v.State != StateNone || v.Known() || v.Line() != "" {
 		t.Fatalf("no evidence: %+v, want no verdict", v)
 	}
@@ -88,7 +91,7 @@ func TestInferUp(t *testing.T) {
 		noRoute("b.example", "203.0.113.2", gw4),
 		ok("c.example", "203.0.113.3"),
 	}
-	v := Infer(ev, gws, nil)
+	v := Infer(ev, host)
 	if v.State != StateUp || !v.Known() || v.Destinations != 1 || v.Line() != "" {
 		t.Fatalf("one success among gateway failures: %+v, want up on 1 destination", v)
 	}
@@ -105,7 +108,7 @@ func TestInferDownAtGateway(t *testing.T) {
 		failed("c.example", "", probe.ReasonDNS),                // neutral
 		failed("d.example", "203.0.113.4", probe.ReasonTimeout), // not traced: neutral
 	}
-	v := Infer(ev, gws, nil)
+	v := Infer(ev, host)
 	want := Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2}
 	assertPlace(t, v, want)
 	if got, want := v.Line(), `uplink down: your gateway 192.168.1.1 has no route to the internet (it answers "net unreachable" for 2 destinations); the failures below are not port blocks`; got != want {
@@ -119,7 +122,7 @@ func TestInferDownUpstream(t *testing.T) {
 		silentAfter("b.example", "203.0.113.2", 2, isp4),
 		silentAfter("c.example", "203.0.113.3", 2, isp4),
 	}
-	v := Infer(ev, gws, nil)
+	v := Infer(ev, host)
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathUpstream, Hop: 2, Address: isp4, Gateway: gw4, Destinations: 3})
 	for _, s := range []string{"beyond hop 2 (198.51.100.9)", "your gateway 192.168.1.1", "3 destinations"} {
 		if !strings.Contains(v.Detail, s) {
@@ -136,7 +139,7 @@ func TestInferDownUpstreamNoRoute(t *testing.T) {
 		e.Path.Hops[1].ICMP = "host unreachable"
 		return e
 	}
-	v := Infer([]Evidence{mk("a.example", "203.0.113.1"), mk("b.example", "203.0.113.2")}, gws, nil)
+	v := Infer([]Evidence{mk("a.example", "203.0.113.1"), mk("b.example", "203.0.113.2")}, host)
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathUpstream, Hop: 2, Address: isp4, Gateway: gw4, Destinations: 2})
 	if !strings.Contains(v.Detail, "hop 2 (198.51.100.9), beyond your gateway 192.168.1.1, has no route") {
 		t.Errorf("detail %q", v.Detail)
@@ -145,7 +148,7 @@ func TestInferDownUpstreamNoRoute(t *testing.T) {
 
 func TestInferDownGatewaySilent(t *testing.T) {
 	ev := []Evidence{silentAfter("a.example", "203.0.113.1", 1, gw4), silentAfter("b.example", "203.0.113.2", 1, gw4)}
-	v := Infer(ev, gws, nil)
+	v := Infer(ev, host)
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 	if !strings.Contains(v.Detail, "answers, but nothing beyond it does") {
 		t.Errorf("detail %q", v.Detail)
@@ -155,7 +158,7 @@ func TestInferDownGatewaySilent(t *testing.T) {
 func TestInferNothingAnswers(t *testing.T) {
 	ev := []Evidence{nothingAnswered("a.example", "203.0.113.1"), nothingAnswered("b.example", "203.0.113.2")}
 
-	v := Infer(ev, gws, nil)
+	v := Infer(ev, host)
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathUnknown, Hop: 0, Address: "", Gateway: gw4, Destinations: 2})
 	if !strings.Contains(v.Detail, "not even your gateway 192.168.1.1") {
 		t.Errorf("detail %q", v.Detail)
@@ -163,7 +166,7 @@ func TestInferNothingAnswers(t *testing.T) {
 
 	// The neighbour table shows the gateway not answering: that is where.
 	dead := []gateway.Gateway{{Family: gateway.FamilyIPv4, Address: gw4, Interface: "eth0", Neighbour: gateway.NeighbourFailed}}
-	v = Infer(ev, dead, nil)
+	v = Infer(ev, gateway.Host{Gateways: dead})
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 	if !strings.Contains(v.Detail, "does not answer (its ARP/NDP lookups fail)") {
 		t.Errorf("detail %q", v.Detail)
@@ -171,7 +174,7 @@ func TestInferNothingAnswers(t *testing.T) {
 
 	// A stale entry proves nothing either way: still unknown.
 	stale := []gateway.Gateway{{Family: gateway.FamilyIPv4, Address: gw4, Neighbour: gateway.NeighbourStale}}
-	assertPlace(t, Infer(ev, stale, nil), Verdict{State: StateDown, Location: probe.PathUnknown, Gateway: gw4, Destinations: 2})
+	assertPlace(t, Infer(ev, gateway.Host{Gateways: stale}), Verdict{State: StateDown, Location: probe.PathUnknown, Gateway: gw4, Destinations: 2})
 }
 
 func TestInferNoDefaultRoute(t *testing.T) {
@@ -180,20 +183,20 @@ func TestInferNoDefaultRoute(t *testing.T) {
 		failed("b.example", "203.0.113.2", probe.ReasonUnreachable),
 		failed("c.example", "", probe.ReasonDNS),
 	}
-	v := Infer(ev, nil, nil)
+	v := Infer(ev, gateway.Host{})
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathThisHost, Destinations: 2})
 	if !strings.Contains(v.Detail, "no default route") {
 		t.Errorf("detail %q", v.Detail)
 	}
 	// Routing table not read: no place is inferred from its absence.
-	if v := Infer(ev, nil, gateway.ErrUnsupported); v.State != StateUnknown || v.GatewayErr == "" {
+	if v := Infer(ev, gateway.Host{Err: gateway.ErrUnsupported}); v.State != StateUnknown || v.GatewayErr == "" {
 		t.Errorf("gateways unknown: %+v, want unknown with the reason", v)
 	}
 }
 
 func TestInferGatewaysUnknown(t *testing.T) {
 	ev := []Evidence{noRoute("a.example", "203.0.113.1", gw4), noRoute("b.example", "203.0.113.2", gw4)}
-	v := Infer(ev, nil, errors.New("reading the routing table: permission denied"))
+	v := Infer(ev, gateway.Host{Err: errors.New("reading the routing table: permission denied")})
 	// The paths still say where; the gateway is the device at hop 1.
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 	if v.GatewayErr == "" || v.Gateways != nil {
@@ -206,7 +209,7 @@ func TestInferDualStack(t *testing.T) {
 		noRoute("a.example", "203.0.113.1", gw4), noRoute("a.example", "2001:db8::1", gw6),
 		noRoute("b.example", "203.0.113.2", gw4), noRoute("b.example", "2001:db8::2", gw6),
 	}
-	v := Infer(ev, gws, nil)
+	v := Infer(ev, host)
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 	if strings.Contains(v.Detail, "over IPv6") {
 		t.Errorf("the same place over IPv6 needs no mention: %q", v.Detail)
@@ -218,7 +221,7 @@ func TestInferDualStack(t *testing.T) {
 		noRoute("a.example", "203.0.113.1", gw4), noRoute("b.example", "203.0.113.2", gw4),
 		silentAfter("a.example", "2001:db8::1", 2, "2001:db8:ffff::9"),
 	}
-	v = Infer(ev, gws, nil)
+	v = Infer(ev, host)
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 	if !strings.Contains(v.Detail, "over IPv6: silence after hop 2 (2001:db8:ffff::9)") {
 		t.Errorf("detail %q", v.Detail)
@@ -292,7 +295,7 @@ func TestInferNotDown(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := Infer(tc.ev, gws, nil)
+			v := Infer(tc.ev, host)
 			if v.State != StateUnknown || v.Known() || v.Line() != "" {
 				t.Fatalf("%+v, want unknown", v)
 			}
@@ -313,7 +316,7 @@ func TestInferSilenceAcceptedHidesNothing(t *testing.T) {
 		{Host: "voip.example", Address: "203.0.113.9", Family: "ipv4", Up: true, Reason: probe.ReasonOK},
 		noRoute("a.example", "203.0.113.1", gw4), noRoute("b.example", "203.0.113.2", gw4),
 	}
-	assertPlace(t, Infer(ev, gws, nil), Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
+	assertPlace(t, Infer(ev, host), Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 }
 
 // TestInferResolvers: traces towards the resolvers count as destinations.
@@ -322,7 +325,7 @@ func TestInferResolvers(t *testing.T) {
 		failed("a.example", "", probe.ReasonDNS), failed("b.example", "", probe.ReasonDNS),
 		silentAfter("9.9.9.9", "9.9.9.9", 2, isp4), silentAfter("1.1.1.1", "1.1.1.1", 2, isp4),
 	}
-	assertPlace(t, Infer(ev, gws, nil), Verdict{State: StateDown, Location: probe.PathUpstream, Hop: 2, Address: isp4, Gateway: gw4, Destinations: 2})
+	assertPlace(t, Infer(ev, host), Verdict{State: StateDown, Location: probe.PathUpstream, Hop: 2, Address: isp4, Gateway: gw4, Destinations: 2})
 }
 
 // TestInferStopFromDetail: a trace that does not name the answer at the
@@ -333,7 +336,7 @@ func TestInferStopFromDetail(t *testing.T) {
 		e.Path.Hops[0].ICMP = ""
 		return e
 	}
-	assertPlace(t, Infer([]Evidence{mk("a.example", "203.0.113.1"), mk("b.example", "203.0.113.2")}, gws, nil),
+	assertPlace(t, Infer([]Evidence{mk("a.example", "203.0.113.1"), mk("b.example", "203.0.113.2")}, host),
 		Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
 
 	// Rejected by a rule, per the detail: a port block, no evidence.
@@ -342,7 +345,7 @@ func TestInferStopFromDetail(t *testing.T) {
 		e.Detail = "ICMP destination unreachable (communication administratively prohibited) from " + gw4 + ", a device on the path"
 		return e
 	}
-	if v := Infer([]Evidence{rule("a.example", "203.0.113.1"), rule("b.example", "203.0.113.2")}, gws, nil); v.State != StateUnknown {
+	if v := Infer([]Evidence{rule("a.example", "203.0.113.1"), rule("b.example", "203.0.113.2")}, host); v.State != StateUnknown {
 		t.Errorf("admin prohibited per the detail: %+v, want unknown", v)
 	}
 }
@@ -415,5 +418,37 @@ func assertPlace(t *testing.T, got, want Verdict) {
 	}
 	if got.Detail == "" {
 		t.Errorf("verdict without a detail: %+v", got)
+	}
+}
+
+// TestInferOnLink: destinations on this host's own subnets never cross the
+// gateway; they neither prove the line up nor count against it.
+func TestInferOnLink(t *testing.T) {
+	lan := gateway.Host{Gateways: gws, Subnets: []netip.Prefix{netip.MustParsePrefix("192.168.1.23/24")}}
+	ev := []Evidence{
+		ok("nas.lan", "192.168.1.10"), // a LAN server answers: no proof
+		ok("localhost", "127.0.0.1"),  // this host: no proof
+		noRoute("a.example", "203.0.113.1", gw4), noRoute("b.example", "203.0.113.2", gw4),
+		// The resolver on the gateway answered its trace: neutral.
+		{Host: gw4, Address: gw4, Family: "ipv4", Reason: probe.ReasonNoReply,
+			Path: &probe.Path{Location: probe.PathUnknown, Hops: []probe.PathHop{{Hop: 1, Address: gw4, ICMP: "the target answered"}}}},
+	}
+	assertPlace(t, Infer(ev, lan), Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
+	if v := Infer(ev[:2], lan); v.State != StateNone {
+		t.Errorf("only on-link evidence: %+v, want no verdict", v)
+	}
+}
+
+// TestInferGatewayNoNeighbour: the tracer found this host's ARP/NDP for the
+// gateway unanswered (location gateway, no address).
+func TestInferGatewayNoNeighbour(t *testing.T) {
+	mk := func(host, addr string) Evidence {
+		return Evidence{Host: host, Address: addr, Family: "ipv4", Reason: probe.ReasonTimeout,
+			Path: &probe.Path{Location: probe.PathGateway, Hop: 1, Hops: []probe.PathHop{{Hop: 1, ICMP: "ICMP destination unreachable (host unreachable), reported by this host: the next hop did not answer ARP/NDP"}}}}
+	}
+	v := Infer([]Evidence{mk("a.example", "203.0.113.1"), mk("b.example", "203.0.113.2")}, host)
+	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: "", Gateway: gw4, Destinations: 2})
+	if !strings.Contains(v.Detail, "does not answer (this host's ARP/NDP lookups for it fail") {
+		t.Errorf("detail %q", v.Detail)
 	}
 }
