@@ -5,9 +5,11 @@ package probe
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -195,9 +197,24 @@ type KindSpec struct {
 // Outbound reports whether checks of this kind connect out from this host.
 func (s KindSpec) Outbound() bool { return !s.Local }
 
-// Kinds returns the registered check kinds. A new kind is one file in this
-// package and one line here.
-func Kinds() map[string]KindSpec {
+// Kinds returns the registered check kinds, a copy the caller may change. A
+// new kind is one file in this package and one line in kindTable.
+func Kinds() map[string]KindSpec { return maps.Clone(kindTable()) }
+
+// kindTable is built once and never changed: every run looks its kind up.
+// (A sync.Once rather than sync.OnceValue: a variable initialised from the
+// probers would be an initialisation cycle through tunnelable.)
+func kindTable() map[string]KindSpec {
+	kindsOnce.Do(func() { kindsBuilt = buildKinds() })
+	return kindsBuilt
+}
+
+var (
+	kindsOnce  sync.Once
+	kindsBuilt map[string]KindSpec
+)
+
+func buildKinds() map[string]KindSpec {
 	specs := []KindSpec{
 		{Name: "tcp", Protocol: "tcp", Prober: probeTCP},
 		{Name: "tls", Protocol: "tcp", DefaultPort: 443, Prober: probeTLS},
@@ -233,7 +250,7 @@ func ProtocolOf(transport string) string {
 // KindNames lists the registered kinds, sorted.
 func KindNames() []string {
 	var names []string
-	for n := range Kinds() {
+	for n := range kindTable() {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -242,7 +259,7 @@ func KindNames() []string {
 
 // LookupKind returns the spec of a kind or an error naming the known kinds.
 func LookupKind(name string) (KindSpec, error) {
-	s, ok := Kinds()[name]
+	s, ok := kindTable()[name]
 	if !ok {
 		return KindSpec{}, fmt.Errorf("unknown check kind %q (known: %v)", name, KindNames())
 	}

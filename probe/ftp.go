@@ -343,7 +343,7 @@ func (s *ftpSession) startTLS(ctx context.Context, raw net.Conn) (Phase, error) 
 		// STARTTLS injection flaw): refuse them.
 		return PhaseStartTLS, &ProtocolError{Msg: "the server sent data after 234 before the TLS handshake"}
 	}
-	cfg, err := tlsClientConfig(s.t.Check)
+	cfg, err := tlsClientConfig(ctx, s.t.Check)
 	if err != nil {
 		return PhaseTLS, &ConfigError{Err: err}
 	}

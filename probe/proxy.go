@@ -371,7 +371,7 @@ func tunnelable(c *Check) bool {
 	if c.Kind == "listen" {
 		return false
 	}
-	spec, ok := Kinds()[c.Kind]
+	spec, ok := kindTable()[c.Kind]
 	if !ok {
 		return false
 	}

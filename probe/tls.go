@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"time"
 )
@@ -104,7 +103,7 @@ func shareOfDeadline(ctx context.Context, share float64) (context.Context, conte
 // a certificate was presented). Application kinds (smtps, imaps, STARTTLS,
 // https) reuse it.
 func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.CurveID) (*tls.Conn, *TLSFacts, error) {
-	cfg, err := tlsClientConfig(t.Check)
+	cfg, err := tlsClientConfig(ctx, t.Check)
 	if err != nil {
 		return nil, nil, &ConfigError{Err: err}
 	}
@@ -138,19 +137,10 @@ func handshakeWithConfig(ctx context.Context, conn net.Conn, t Target, cfg *tls.
 	return tc, facts, nil
 }
 
-func tlsClientConfig(c *Check) (*tls.Config, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if c.TLS.CAFile != "" {
-		pem, err := os.ReadFile(c.TLS.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading tls ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca_file %s holds no PEM certificate", c.TLS.CAFile)
-		}
+func tlsClientConfig(ctx context.Context, c *Check) (*tls.Config, error) {
+	roots, err := rootPool(ctx, c.TLS.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	name := c.TLS.ServerName
 	if name == "" {

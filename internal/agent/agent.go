@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,6 +51,9 @@ type Agent struct {
 
 	statusMu sync.Mutex
 	status   web.AgentStatus // for the status page: the last reload, skipped checks
+	// roots caches TLS root pools per CA file for the loaded configuration;
+	// each load replaces it, so a changed CA file is read again.
+	roots atomic.Pointer[probe.TLSRoots]
 }
 
 // New loads the configuration and assembles the agent. An invalid initial
@@ -61,7 +65,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{opts: opts, logger: opts.Logger, store: results.New(), registry: metrics.NewRegistry()}
 	a.sched = scheduler.New(scheduler.Options{
 		MaxConcurrent: opts.MaxConcurrent,
-		Run:           probe.Run,
+		Run:           a.run,
 		Sink:          a.record,
 		Logger:        opts.Logger,
 	})
@@ -94,6 +98,10 @@ const gatewayTTL = 10 * time.Second
 // Uplink is the site-wide uplink verdict from the results store now (the
 // status page shows it while the uplink is down). It sends nothing.
 func (a *Agent) Uplink() uplink.Verdict { return a.uplink.Verdict() }
+// run probes c with the current configuration's TLS root pools.
+func (a *Agent) run(ctx context.Context, c *probe.Check) []probe.Result {
+	return probe.Run(probe.WithTLSRoots(ctx, a.roots.Load()), c)
+}
 
 func (a *Agent) record(c *probe.Check, rs []probe.Result) {
 	a.store.Put(c, rs)
@@ -128,6 +136,7 @@ func (a *Agent) Reload() error {
 		a.metrics.ReloadResult(false)
 		return err
 	}
+	a.roots.Store(probe.NewTLSRoots())
 	a.store.SetChecks(plan.Checks)
 	a.sched.Apply(plan.Checks)
 	a.metrics.SetSkipped(len(plan.Skipped))
