@@ -241,6 +241,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	listen := fs.StringArray("web.listen-address", []string{":9469"}, "address to serve /metrics on (repeatable)")
 	webConfig := fs.String("web.config.file", "", "exporter-toolkit web configuration file (TLS, basic auth)")
 	maxConcurrent := fs.Int("scheduler.max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
+	allReasons := fs.Bool("metrics.all-reasons", false, "export connprobe_check_reason for every reason (0 or 1), not only the current one")
+	latencyBuckets := fs.Bool("metrics.latency-buckets", false, "give connprobe_check_latency_seconds classic buckets besides the native histogram")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log.format", "logfmt", "log format: logfmt or json")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -263,6 +265,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		ListenAddrs:   *listen,
 		WebConfigFile: *webConfig,
 		MaxConcurrent: *maxConcurrent,
+		Metrics:       agent.MetricsOptions{AllReasons: *allReasons, LatencyBuckets: *latencyBuckets},
 		Logger:        logger,
 	})
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,7 +33,25 @@ type Options struct {
 	ListenAddrs   []string
 	WebConfigFile string
 	MaxConcurrent int
+	Metrics       MetricsOptions
 	Logger        *slog.Logger
+}
+
+// MetricsOptions choose the optional shapes of the per-check series.
+type MetricsOptions struct {
+	AllReasons     bool // connprobe_check_reason for every reason, not only the current one
+	LatencyBuckets bool // classic buckets for connprobe_check_latency_seconds
+}
+
+func (o MetricsOptions) options() []metrics.Option {
+	var out []metrics.Option
+	if o.AllReasons {
+		out = append(out, metrics.WithAllReasons())
+	}
+	if o.LatencyBuckets {
+		out = append(out, metrics.WithLatencyBuckets())
+	}
+	return out
 }
 
 // Agent is one running connprobe.
@@ -73,7 +91,7 @@ func New(opts Options) (*Agent, error) {
 	// /metrics and the status page ask.
 	a.uplink = uplink.Source{Store: a.store, Host: gateway.NewCache(gatewayTTL).Get}
 	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get(),
-		metrics.WithThrottled(a.sched.Throttled), metrics.WithUplink(a.uplink.Verdict))
+		append(opts.Metrics.options(), metrics.WithThrottled(a.sched.Throttled), metrics.WithUplink(a.uplink.Verdict))...)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
@@ -98,6 +116,7 @@ const gatewayTTL = 10 * time.Second
 // Uplink is the site-wide uplink verdict from the results store now (the
 // status page shows it while the uplink is down). It sends nothing.
 func (a *Agent) Uplink() uplink.Verdict { return a.uplink.Verdict() }
+
 // run probes c with the current configuration's TLS root pools.
 func (a *Agent) run(ctx context.Context, c *probe.Check) []probe.Result {
 	return probe.Run(probe.WithTLSRoots(ctx, a.roots.Load()), c)

@@ -20,6 +20,8 @@
 package metrics
 
 import (
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 	"maps"
 	"slices"
 	"strconv"
@@ -69,8 +71,29 @@ const (
 	kissOther = "other"
 )
 
-// latencyBuckets span 1ms to 10s.
+// latencyBuckets span 1ms to 10s: the classic buckets, with
+// WithLatencyBuckets.
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// latencyOpts is the latency histogram: a native histogram, which a
+// Prometheus with native histograms stores as one series per result (the
+// text format carries only _sum and _count), plus the classic buckets when
+// asked for. Buckets grow by at most 10% (schema 3); at most 40 are kept per
+// result, beyond which the histogram halves its resolution, so one check's
+// memory stays bounded whatever its latencies.
+func latencyOpts(classic bool) prometheus.HistogramOpts {
+	o := prometheus.HistogramOpts{
+		Namespace: namespace, Name: "check_latency_seconds",
+		Help:                            "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.",
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  40,
+		NativeHistogramMinResetDuration: 0,
+	}
+	if classic {
+		o.Buckets = latencyBuckets
+	}
+	return o
+}
 
 // unknownFamily labels a result that carries no address family (an internal
 // error before resolution).
@@ -105,11 +128,117 @@ type Metrics struct {
 	mu              sync.Mutex
 	recordedByCheck map[string][]prometheus.Labels // series Record created, by check ID
 	reasons         []probe.Reason
+	reasonPairs     map[probe.Reason]*dto.LabelPair
+	phasePairs      map[probe.Phase]*dto.LabelPair
 	now             func() time.Time
+
+	allReasons     bool // export every reason (0 or 1), not only the current one
+	classicBuckets bool // the latency histogram has classic buckets too
+
+	// labels caches the label values of every configured check for the
+	// store generation gen: built once per configuration, not per scrape.
+	gen    uint64
+	labels map[*probe.Check]*checkLabelSet
+	// stale: Record saw a check that is not in labels (a run that began
+	// before a reload), so the next scrape rebuilds and prunes again.
+	stale bool
+}
+
+// checkLabelSet is a check's label values and pairs, built once per
+// configuration load.
+type checkLabelSet struct {
+	id       string
+	values   []string          // checkLabels order
+	pairs    []*dto.LabelPair  // sorted by name, as a metric writes them
+	families []*resultLabelSet // by ip_family, as results arrive
+}
+
+// resultLabelSet adds one ip_family to a check's labels.
+type resultLabelSet struct {
+	family string
+	values []string // resultLabels order; full capacity, so appending copies
+	pairs  []*dto.LabelPair
+	// recorded: Record has remembered this label set for pruning.
+	recorded bool
+}
+
+func newCheckLabels(c *probe.Check) *checkLabelSet {
+	values := checkLabelValues(c)
+	return &checkLabelSet{id: c.ID(), values: values, pairs: sortedPairs(checkLabels, values)}
+}
+
+// family returns the labels of the check's results of family, built at the
+// first result of that family.
+func (cl *checkLabelSet) family(f string) *resultLabelSet {
+	for _, rl := range cl.families {
+		if rl.family == f {
+			return rl
+		}
+	}
+	values := slices.Clip(append(slices.Clone(cl.values), f))
+	rl := &resultLabelSet{family: f, values: values, pairs: sortedPairs(resultLabels, values)}
+	cl.families = append(cl.families, rl)
+	return rl
+}
+
+func labelPair(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
+}
+
+// sortedPairs are the label pairs of names and values, sorted by name.
+func sortedPairs(names, values []string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, len(names))
+	for i, n := range names {
+		out[i] = labelPair(n, values[i])
+	}
+	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return out
+}
+
+// withPair returns pairs plus p, in name order; pairs is not changed.
+func withPair(pairs []*dto.LabelPair, p *dto.LabelPair) []*dto.LabelPair {
+	i, _ := slices.BinarySearchFunc(pairs, p.GetName(), func(e *dto.LabelPair, n string) int { return strings.Compare(e.GetName(), n) })
+	out := make([]*dto.LabelPair, 0, len(pairs)+1)
+	out = append(out, pairs[:i]...)
+	out = append(out, p)
+	return append(out, pairs[i:]...)
+}
+
+// cheapMetric is a gauge or counter whose label pairs were built once: a
+// scrape of thousands of checks would spend most of its time building and
+// sorting the same pairs again (prometheus.MustNewConstMetric does).
+type cheapMetric struct {
+	desc    *prometheus.Desc
+	pairs   []*dto.LabelPair
+	value   float64
+	counter bool
+}
+
+func (c *cheapMetric) Desc() *prometheus.Desc { return c.desc }
+
+func (c *cheapMetric) Write(out *dto.Metric) error {
+	out.Label = c.pairs
+	v := c.value
+	if c.counter {
+		out.Counter = &dto.Counter{Value: &v}
+	} else {
+		out.Gauge = &dto.Gauge{Value: &v}
+	}
+	return nil
 }
 
 // Option adds an optional source of state to Metrics.
 type Option func(*Metrics)
+
+// WithAllReasons exports connprobe_check_reason for every reason, 1 for the
+// current one and 0 for the others (17 series per result, the shape before
+// 0.x); by default only the current reason is exported, with the value 1.
+func WithAllReasons() Option { return func(m *Metrics) { m.allReasons = true } }
+
+// WithLatencyBuckets gives connprobe_check_latency_seconds its classic
+// buckets (14 series per result) besides the native histogram, for a
+// Prometheus without native histograms that wants latency quantiles.
+func WithLatencyBuckets() Option { return func(m *Metrics) { m.classicBuckets = true } }
 
 // WithThrottled exports connprobe_check_throttled from f;
 // scheduler.Scheduler.Throttled fits.
@@ -136,7 +265,7 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		overruns: overruns,
 
 		up:            desc("check_up", "Whether the last run of the check succeeded (1) or not (0).", resultLabels),
-		reason:        desc("check_reason", "1 for the reason of the last run's verdict, 0 for every other reason.", resultLabels, "reason"),
+		reason:        desc("check_reason", "The reason of the last run's verdict, with the value 1 (with --metrics.all-reasons also every other reason, with 0).", resultLabels, "reason"),
 		duration:      desc("check_duration_seconds", "How long the last run of the check took.", resultLabels),
 		lastRun:       desc("check_last_run_timestamp_seconds", "When the last run of the check started, in seconds since the epoch.", resultLabels),
 		phaseDuration: desc("check_phase_duration_seconds", "How long each phase of the last run took.", resultLabels, "phase"),
@@ -193,18 +322,19 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 			Namespace: namespace, Name: "check_runs_total",
 			Help: "Completed runs of the check by verdict reason.",
 		}, slices.Concat(resultLabels, []string{"reason"})),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "check_latency_seconds",
-			Help:    "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.",
-			Buckets: latencyBuckets,
-		}, resultLabels),
 		recordedByCheck: map[string][]prometheus.Labels{},
 		reasons:         probe.Reasons(),
+		reasonPairs:     map[probe.Reason]*dto.LabelPair{},
+		phasePairs:      map[probe.Phase]*dto.LabelPair{},
 		now:             time.Now,
 	}
 	for _, o := range opts {
 		o(m)
 	}
+	for _, r := range m.reasons {
+		m.reasonPairs[r] = labelPair("reason", string(r))
+	}
+	m.latency = prometheus.NewHistogramVec(latencyOpts(m.classicBuckets), resultLabels)
 	m.buildInfo.Set(1)
 	if err := reg.Register(m); err != nil {
 		return nil, err
@@ -247,17 +377,27 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 		// range aggregates are built from the store at scrape time.
 		return
 	}
-	id := c.ID()
+	cl := m.labels[c]
+	if cl == nil {
+		// A run that started before a reload (or before the first scrape):
+		// labels for this once, not cached; the next scrape prunes again in
+		// case the check is gone.
+		cl = newCheckLabels(c)
+		m.stale = true
+	}
 	for _, r := range rs {
-		lv := resultLabelValues(c, r)
-		m.ensureRecordedLocked(id, labelsOf(resultLabels, lv))
+		rl := cl.family(resultFamily(r))
+		if !rl.recorded {
+			m.ensureRecordedLocked(cl.id, labelsOf(resultLabels, rl.values))
+			rl.recorded = true
+		}
 		// Touch ok so a failing check still exposes its ok counter at 0
 		// and a rate() over it is defined.
-		m.runsTotal.WithLabelValues(slices.Concat(lv, []string{string(probe.ReasonOK)})...)
-		m.runsTotal.WithLabelValues(slices.Concat(lv, []string{string(reasonOf(r))})...).Inc()
+		m.runsTotal.WithLabelValues(append(rl.values, string(probe.ReasonOK))...)
+		m.runsTotal.WithLabelValues(append(rl.values, string(reasonOf(r)))...).Inc()
 		// Created for failing checks too, so the series exists from the
 		// first run on.
-		latency := m.latency.WithLabelValues(lv...)
+		latency := m.latency.WithLabelValues(rl.values...)
 		if r.Up {
 			latency.Observe(r.Duration.Seconds())
 		}
@@ -335,30 +475,26 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector: it reads the store, never probes.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	gen := m.store.Generation() // before the snapshot: see Generation
 	entries := m.store.Snapshot()
-	configured := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		configured[e.Check.ID()] = true
-	}
 
 	m.mu.Lock()
-	m.pruneLocked(configured)
+	if m.labels == nil || gen != m.gen || m.stale {
+		m.reconfigureLocked(entries)
+		m.gen = gen
+	}
 	m.runsTotal.Collect(ch)
 	m.latency.Collect(ch)
-	m.mu.Unlock()
-
-	m.buildInfo.Collect(ch)
-	m.reloadOK.Collect(ch)
-	m.reloadOKTime.Collect(ch)
-	m.skipped.Collect(ch)
-	ch <- prometheus.MustNewConstMetric(m.configured, prometheus.GaugeValue, float64(len(entries)))
-	m.collectUplink(ch)
-
+	// Under mu: Record adds a check's families to its cached labels.
 	var ranges []*rangeGroup
 	byKey := map[string]*rangeGroup{}
 	for _, e := range entries {
 		if e.Check.Range == "" {
-			m.collectEntry(ch, e)
+			cl := m.labels[e.Check]
+			if cl == nil { // not in this snapshot's generation: cannot happen, but never panic
+				cl = newCheckLabels(e.Check)
+			}
+			m.collectEntryLocked(ch, e, cl)
 			continue
 		}
 		key := e.Check.GroupID()
@@ -370,20 +506,58 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		g.entries = append(g.entries, e)
 	}
+	m.mu.Unlock()
+
+	m.buildInfo.Collect(ch)
+	m.reloadOK.Collect(ch)
+	m.reloadOKTime.Collect(ch)
+	m.skipped.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(m.configured, prometheus.GaugeValue, float64(len(entries)))
+	m.collectUplink(ch)
 	for _, g := range ranges {
 		m.collectRange(ch, g)
 	}
 }
 
-func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
-	c := e.Check
-	cl := checkLabelValues(c)
-	ch <- prometheus.MustNewConstMetric(m.essential, prometheus.GaugeValue, boolValue(c.Essential), cl...)
-	if m.overruns != nil {
-		ch <- prometheus.MustNewConstMetric(m.overrunsTotal, prometheus.CounterValue, float64(m.overruns(c.ID())), cl...)
+// reconfigureLocked builds the label cache for the configured checks and
+// prunes the counters of checks no longer configured: once per configuration
+// (or after a run of a check that is not in the cache), not at every scrape.
+func (m *Metrics) reconfigureLocked(entries []results.Entry) {
+	configured := make(map[string]bool, len(entries))
+	labels := make(map[*probe.Check]*checkLabelSet, len(entries))
+	byID := make(map[string]*checkLabelSet, len(m.labels))
+	for _, cl := range m.labels {
+		byID[cl.id] = cl
 	}
-	if m.throttled != nil {
-		factor, stopped := m.throttled(c.ID())
+	for _, e := range entries {
+		c := e.Check
+		if c.Range != "" {
+			continue
+		}
+		cl := newCheckLabels(c)
+		if old := byID[cl.id]; old != nil && slices.Equal(old.values, cl.values) {
+			cl = old // the same check, reloaded: keep what it has built
+		}
+		labels[c] = cl
+		configured[cl.id] = true
+	}
+	m.pruneLocked(configured)
+	m.labels = labels
+	m.stale = false
+}
+
+// throttlingKinds are the kinds whose servers can ask to be probed less (an
+// NTP kiss-o'-death); only their checks export connprobe_check_throttled.
+func throttlingKind(kind string) bool { return kind == "ntp" }
+
+func (m *Metrics) collectEntryLocked(ch chan<- prometheus.Metric, e results.Entry, cl *checkLabelSet) {
+	c := e.Check
+	ch <- &cheapMetric{desc: m.essential, pairs: cl.pairs, value: boolValue(c.Essential)}
+	if m.overruns != nil {
+		ch <- &cheapMetric{desc: m.overrunsTotal, pairs: cl.pairs, value: float64(m.overruns(cl.id)), counter: true}
+	}
+	if m.throttled != nil && throttlingKind(c.Kind) {
+		factor, stopped := m.throttled(cl.id)
 		state := 0.0
 		switch {
 		case stopped:
@@ -391,27 +565,39 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 		case factor > 1:
 			state = 1
 		}
-		ch <- prometheus.MustNewConstMetric(m.throttledState, prometheus.GaugeValue, state, cl...)
+		ch <- &cheapMetric{desc: m.throttledState, pairs: cl.pairs, value: state}
 	}
 
-	seenFamily := map[string]bool{}
+	var seenFamilies []string
 	for _, r := range e.Results {
-		lv := resultLabelValues(c, r)
-		family := lv[len(lv)-1]
-		if seenFamily[family] {
+		family := resultFamily(r)
+		if slices.Contains(seenFamilies, family) {
 			// One result per family is the contract; a second would make
 			// the whole scrape fail on duplicate series.
 			continue
 		}
-		seenFamily[family] = true
+		seenFamilies = append(seenFamilies, family)
+		rl := cl.family(family)
 
-		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, slices.Concat(lv, extra)...)
+		gauge := func(d *prometheus.Desc, v float64, extra ...*dto.LabelPair) {
+			pairs := rl.pairs
+			for _, p := range extra {
+				pairs = withPair(pairs, p)
+			}
+			ch <- &cheapMetric{desc: d, pairs: pairs, value: v}
 		}
 		gauge(m.up, boolValue(r.Up))
 		current := reasonOf(r)
-		for _, reason := range m.reasons {
-			gauge(m.reason, boolValue(reason == current), string(reason))
+		if m.allReasons {
+			for _, reason := range m.reasons {
+				gauge(m.reason, boolValue(reason == current), m.reasonPairs[reason])
+			}
+		} else {
+			rp := m.reasonPairs[current]
+			if rp == nil {
+				rp = labelPair("reason", string(current))
+			}
+			gauge(m.reason, 1, rp)
 		}
 		gauge(m.duration, r.Duration.Seconds())
 		start := r.Start
@@ -420,13 +606,13 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 		}
 		gauge(m.lastRun, float64(start.UnixNano())/1e9)
 
-		seenPhase := map[probe.Phase]bool{}
+		var seenPhases []probe.Phase
 		for _, t := range r.Timings {
-			if t.Phase == probe.PhaseNone || seenPhase[t.Phase] {
+			if t.Phase == probe.PhaseNone || slices.Contains(seenPhases, t.Phase) {
 				continue
 			}
-			seenPhase[t.Phase] = true
-			gauge(m.phaseDuration, t.Duration.Seconds(), string(t.Phase))
+			seenPhases = append(seenPhases, t.Phase)
+			gauge(m.phaseDuration, t.Duration.Seconds(), m.phasePairLocked(t.Phase))
 		}
 
 		if tf := r.Facts.TLSFacts; tf != nil {
@@ -434,7 +620,7 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 				gauge(m.certNotAfter, float64(tf.NotAfter.Unix()))
 			}
 			if tf.Version != "" {
-				gauge(m.tlsVersion, 1, tf.Version, tf.Cipher)
+				gauge(m.tlsVersion, 1, labelPair("version", tf.Version), labelPair("cipher", tf.Cipher))
 			}
 			if tf.HandshakeSeconds > 0 {
 				gauge(m.tlsHandshake, tf.HandshakeSeconds)
@@ -454,7 +640,7 @@ func (m *Metrics) collectEntry(ch chan<- prometheus.Metric, e results.Entry) {
 				gauge(m.ntpStratum, float64(nf.Stratum))
 				gauge(m.ntpRootDistance, nf.RootDistanceSeconds)
 				gauge(m.ntpLeap, float64(nf.Leap))
-				gauge(m.ntpKissCode, 1, kissCodeLabel(nf.KissCode))
+				gauge(m.ntpKissCode, 1, labelPair("kiss_code", kissCodeLabel(nf.KissCode)))
 			}
 		}
 	}
@@ -475,6 +661,16 @@ func (m *Metrics) collectUplink(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.uplinkUp, prometheus.GaugeValue, 0)
 		ch <- prometheus.MustNewConstMetric(m.uplinkInfo, prometheus.GaugeValue, 1, string(v.Location), v.Gateway)
 	}
+}
+
+// phasePairLocked is the phase label pair of p, built once.
+func (m *Metrics) phasePairLocked(p probe.Phase) *dto.LabelPair {
+	lp := m.phasePairs[p]
+	if lp == nil {
+		lp = labelPair("phase", string(p))
+		m.phasePairs[p] = lp
+	}
+	return lp
 }
 
 // kissCodeLabel bounds a server-chosen kiss code to a fixed set of values.
@@ -589,12 +785,12 @@ func checkLabelValues(c *probe.Check) []string {
 	return []string{c.Profile, c.Name, c.Kind, c.Host, strconv.Itoa(c.Port), c.Protocol}
 }
 
-func resultLabelValues(c *probe.Check, r probe.Result) []string {
-	family := r.IPFamily
-	if family == "" {
-		family = unknownFamily
+// resultFamily is the ip_family label of r.
+func resultFamily(r probe.Result) string {
+	if r.IPFamily == "" {
+		return unknownFamily
 	}
-	return append(checkLabelValues(c), family)
+	return r.IPFamily
 }
 
 func labelsOf(names, values []string) prometheus.Labels {

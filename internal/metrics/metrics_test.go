@@ -14,11 +14,11 @@ import (
 	"github.com/connprobe/connprobe/probe"
 )
 
-func newTestMetrics(t *testing.T, overruns func(string) uint64) (*prometheus.Registry, *results.Store, *Metrics) {
+func newTestMetrics(t *testing.T, overruns func(string) uint64, opts ...Option) (*prometheus.Registry, *results.Store, *Metrics) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store := results.New()
-	m, err := New(reg, store, overruns, buildinfo.Info{Version: "1.2.3", Revision: "abc", GoVersion: "go1.26"})
+	m, err := New(reg, store, overruns, buildinfo.Info{Version: "1.2.3", Revision: "abc", GoVersion: "go1.26"}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,6 @@ func TestResultGaugesFromStore(t *testing.T) {
 	}
 	mustValue(t, reg, "connprobe_check_up", v4, 1)
 	mustValue(t, reg, "connprobe_check_reason", with("reason", "ok"), 1)
-	mustValue(t, reg, "connprobe_check_reason", with("reason", "timeout"), 0)
 	mustValue(t, reg, "connprobe_check_duration_seconds", v4, 0.12)
 	mustValue(t, reg, "connprobe_check_last_run_timestamp_seconds", v4, float64(start.Unix()))
 	mustValue(t, reg, "connprobe_check_phase_duration_seconds", with("phase", "connect"), 0.03)
@@ -138,37 +137,59 @@ func TestResultGaugesFromStore(t *testing.T) {
 	mustValue(t, reg, "connprobe_checks_configured", nil, 1)
 	mustValue(t, reg, "connprobe_build_info", map[string]string{"version": "1.2.3", "revision": "abc", "goversion": "go1.26"}, 1)
 
-	if n := testutil.CollectAndCount(m, "connprobe_check_reason"); n != len(probe.Reasons()) {
-		t.Errorf("%d reason series for one result, want one per reason (%d)", n, len(probe.Reasons()))
+	if n := testutil.CollectAndCount(m, "connprobe_check_reason"); n != 1 {
+		t.Errorf("%d reason series for one result, want only the current one", n)
 	}
 	if _, ok := value(t, reg, "connprobe_check_essential", map[string]string{"ip_family": "ipv4"}); ok {
 		t.Error("connprobe_check_essential carries ip_family; it describes the check, not a result")
 	}
 }
 
-func TestReasonNoLongerCurrentGoesToZero(t *testing.T) {
-	reg, store, m := newTestMetrics(t, nil)
-	c := tcpCheck()
-	store.SetChecks([]*probe.Check{c})
-	fail := []probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRefused,
-		Phase: probe.PhaseConnect, Start: start, Duration: time.Millisecond}}
-	store.Put(c, fail)
-	m.Record(c, fail)
-	mustValue(t, reg, "connprobe_check_up", map[string]string{"check": "db"}, 0)
-	mustValue(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "refused"}, 1)
-	mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "refused"}, 1)
-	mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "ok"}, 0)
-	mustValue(t, reg, "connprobe_check_latency_seconds", map[string]string{"check": "db"}, 0)
+// TestReasonFollowsTheVerdict: by default only the current reason is
+// exported (value 1); with WithAllReasons every reason is, the former
+// reason going to 0. Counters keep every reason either way.
+func TestReasonFollowsTheVerdict(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		var opts []Option
+		if all {
+			opts = append(opts, WithAllReasons())
+		}
+		reg, store, m := newTestMetrics(t, nil, opts...)
+		c := tcpCheck()
+		store.SetChecks([]*probe.Check{c})
+		fail := []probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRefused,
+			Phase: probe.PhaseConnect, Start: start, Duration: time.Millisecond}}
+		store.Put(c, fail)
+		m.Record(c, fail)
+		mustValue(t, reg, "connprobe_check_up", map[string]string{"check": "db"}, 0)
+		mustValue(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "refused"}, 1)
+		mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "refused"}, 1)
+		mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "ok"}, 0)
+		mustValue(t, reg, "connprobe_check_latency_seconds", map[string]string{"check": "db"}, 0)
 
-	ok := []probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
-		Phase: probe.PhaseConnect, Start: start.Add(time.Minute), Duration: 2 * time.Millisecond}}
-	store.Put(c, ok)
-	m.Record(c, ok)
-	mustValue(t, reg, "connprobe_check_up", map[string]string{"check": "db"}, 1)
-	mustValue(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "refused"}, 0)
-	mustValue(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "ok"}, 1)
-	mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "refused"}, 1)
-	mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "ok"}, 1)
+		ok := []probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+			Phase: probe.PhaseConnect, Start: start.Add(time.Minute), Duration: 2 * time.Millisecond}}
+		store.Put(c, ok)
+		m.Record(c, ok)
+		mustValue(t, reg, "connprobe_check_up", map[string]string{"check": "db"}, 1)
+		mustValue(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "ok"}, 1)
+		mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "refused"}, 1)
+		mustValue(t, reg, "connprobe_check_runs_total", map[string]string{"check": "db", "reason": "ok"}, 1)
+		n := testutil.CollectAndCount(m, "connprobe_check_reason")
+		if all {
+			mustValue(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "refused"}, 0)
+			if n != len(probe.Reasons()) {
+				t.Errorf("all reasons: %d reason series, want one per reason (%d)", n, len(probe.Reasons()))
+			}
+		} else {
+			if _, found := value(t, reg, "connprobe_check_reason", map[string]string{"check": "db", "reason": "refused"}); found {
+				t.Error("the former reason is still exported")
+			}
+			if n != 1 {
+				t.Errorf("%d reason series, want only the current one", n)
+			}
+		}
+	}
 }
 
 func TestDNSFailureHasFamilyButNoAddress(t *testing.T) {

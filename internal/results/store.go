@@ -78,6 +78,7 @@ type Store struct {
 	mu    sync.RWMutex
 	order []string // check IDs in config order
 	byID  map[string]*Entry
+	gen   uint64 // counts SetChecks calls, for readers that cache per configuration
 	now   func() time.Time
 }
 
@@ -111,6 +112,7 @@ func (s *Store) SetChecks(checks []*probe.Check) {
 		order = append(order, id)
 	}
 	s.order, s.byID = order, byID
+	s.gen++
 }
 
 // Put stores the results of one run of c. Results for a check that is not
@@ -150,6 +152,15 @@ func (s *Store) Snapshot() []Entry {
 		out = append(out, *s.byID[id])
 	}
 	return out
+}
+
+// Generation changes with every SetChecks: a reader may keep what it derived
+// from the configured checks (label values, say) while it stays the same.
+// Read it before Snapshot, so that a change in between is seen next time.
+func (s *Store) Generation() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gen
 }
 
 // Len is the number of configured checks.

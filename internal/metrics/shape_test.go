@@ -1,0 +1,135 @@
+package metrics
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/connprobe/connprobe/probe"
+)
+
+// textSeries returns the text-format sample lines of the check named check.
+func textSeries(t *testing.T, reg prometheus.Gatherer, check string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(l, "#") && strings.Contains(l, `check="`+check+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func okTCPResult(c *probe.Check) []probe.Result {
+	return []probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+		Phase: probe.PhaseConnect, Start: start, Duration: 3 * time.Millisecond,
+		Timings: []probe.Timing{{Phase: probe.PhaseDNS, Duration: time.Millisecond}, {Phase: probe.PhaseConnect, Duration: 2 * time.Millisecond}}}}
+}
+
+// TestSeriesPerCheck pins the series budget the README states: in the text
+// format a TCP check by name that succeeds exports 12 series by default
+// (issue 10: at most 12), a TLS check 16 (the native histogram's text form is
+// _sum, _count and one +Inf bucket; a Prometheus with native histograms
+// stores it as one series); the options add what they say.
+func TestSeriesPerCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     []Option
+		tcp, tls int
+	}{
+		{"default", nil, 12, 16},
+		{"all reasons", []Option{WithAllReasons()}, 12 + 16, 16 + 16},
+		{"classic buckets", []Option{WithLatencyBuckets()}, 12 + 13, 16 + 13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, store, m := newTestMetrics(t, func(string) uint64 { return 0 }, tc.opts...)
+			tcp, tls := tcpCheck(), tlsCheck()
+			store.SetChecks([]*probe.Check{tcp, tls})
+			for c, rs := range map[*probe.Check][]probe.Result{tcp: okTCPResult(tcp), tls: {okTLSResult(tls)}} {
+				store.Put(c, rs)
+				m.Record(c, rs)
+			}
+			if got := textSeries(t, reg, "db"); len(got) != tc.tcp {
+				t.Errorf("tcp check: %d series, want %d:\n%s", len(got), tc.tcp, strings.Join(got, "\n"))
+			}
+			if got := textSeries(t, reg, "outlook"); len(got) != tc.tls {
+				t.Errorf("tls check: %d series, want %d:\n%s", len(got), tc.tls, strings.Join(got, "\n"))
+			}
+		})
+	}
+}
+
+// TestLatencyIsNativeHistogram: one native histogram per result, with no
+// classic buckets unless asked for.
+func TestLatencyIsNativeHistogram(t *testing.T) {
+	for _, classic := range []bool{false, true} {
+		var opts []Option
+		if classic {
+			opts = append(opts, WithLatencyBuckets())
+		}
+		reg, store, m := newTestMetrics(t, nil, opts...)
+		c := tcpCheck()
+		store.SetChecks([]*probe.Check{c})
+		for _, d := range []time.Duration{time.Millisecond, 2 * time.Millisecond, 40 * time.Millisecond} {
+			rs := okTCPResult(c)
+			rs[0].Duration = d
+			store.Put(c, rs)
+			m.Record(c, rs)
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, mf := range mfs {
+			if mf.GetName() != "connprobe_check_latency_seconds" {
+				continue
+			}
+			found = true
+			h := mf.GetMetric()[0].GetHistogram()
+			if h.GetSampleCount() != 3 || h.GetSchema() != 3 || len(h.GetPositiveSpan()) == 0 {
+				t.Errorf("classic=%v: count %d, schema %d, spans %v: want a native histogram of 3 samples, schema 3",
+					classic, h.GetSampleCount(), h.GetSchema(), h.GetPositiveSpan())
+			}
+			if want := map[bool]int{false: 0, true: len(latencyBuckets)}[classic]; len(h.GetBucket()) != want {
+				t.Errorf("classic=%v: %d classic buckets, want %d", classic, len(h.GetBucket()), want)
+			}
+		}
+		if !found {
+			t.Fatal("no latency histogram")
+		}
+	}
+}
+
+// TestThrottledOnlyForThrottlingKinds: only NTP servers ask to be probed
+// less, so only ntp checks carry connprobe_check_throttled.
+func TestThrottledOnlyForThrottlingKinds(t *testing.T) {
+	reg, store, m := newTestMetrics(t, nil, WithThrottled(func(string) (int, bool) { return 2, false }))
+	tcp := tcpCheck()
+	ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Protocol: "udp", Interval: time.Minute}
+	store.SetChecks([]*probe.Check{tcp, ntp})
+	for _, c := range []*probe.Check{tcp, ntp} {
+		rs := okTCPResult(c)
+		store.Put(c, rs)
+		m.Record(c, rs)
+	}
+	mustValue(t, reg, "connprobe_check_throttled", map[string]string{"check": "clock"}, 1)
+	if _, ok := value(t, reg, "connprobe_check_throttled", map[string]string{"check": "db"}); ok {
+		t.Error("a tcp check exports connprobe_check_throttled")
+	}
+}
