@@ -16,12 +16,14 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/connprobe/connprobe/internal/agent"
 	"github.com/connprobe/connprobe/internal/buildinfo"
 	"github.com/connprobe/connprobe/internal/catalogue"
 	"github.com/connprobe/connprobe/internal/oneshot"
 	"github.com/connprobe/connprobe/internal/scheduler"
+	"github.com/connprobe/connprobe/probe"
 	"github.com/connprobe/connprobe/targets"
 )
 
@@ -37,8 +39,17 @@ Usage:
 
 Without --config.file and --profile, the embedded example configuration is used.
 
-Exit codes of check: 0 every essential check passed, 1 one failed, 2 usage or configuration error.
-Profile checks skipped because a required --param is not set are listed, and do not change the exit code.
+Exit codes of check:
+  0    every essential check ran and passed
+  1    an essential check failed
+  2    usage or configuration error
+  3    no essential check failed, but one was skipped (a required --param is not set)
+  130  interrupted (Ctrl-C, SIGTERM) before every check ran, and no essential check failed
+When several apply, 1 wins over 130, and 130 over 3. -o json gives the same code
+under "summary"."exit_code".
+
+On a terminal, check prints each row as its check finishes and shows progress on
+stderr; ranges fold into one row per verdict unless --wide. NO_COLOR turns colours off.
 
 Flags:
 `
@@ -95,22 +106,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 func newFlagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	// parseFlags prints the help asked for (on stdout) and the errors (on
+	// stderr, with a pointer to --help) itself.
+	fs.Usage = func() {}
 	return fs
 }
 
-// parse parses flags; ok is false when the caller must return code.
-func parse(fs *pflag.FlagSet, args []string) (code int, ok bool) {
+// parseFlags parses args; --help prints the usage on stdout. ok is false
+// when the caller must return code.
+func parseFlags(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, ok bool) {
 	err := fs.Parse(args)
 	if errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, fs.FlagUsages())
 		return 0, false
 	}
 	if err != nil {
-		fmt.Fprintf(fs.Output(), "probe: %v\n", err)
+		fmt.Fprintf(fs.Output(), "probe: %v (see --help)\n", err)
 		return oneshot.ExitUsage, false
+	}
+	return 0, true
+}
+
+// parse parses flags that take no arguments; ok is false when the caller
+// must return code.
+func parse(fs *pflag.FlagSet, args []string, stdout io.Writer) (code int, ok bool) {
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "probe: unexpected argument %q\n", fs.Arg(0))
@@ -125,7 +147,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	src.register(fs)
 	output := fs.StringP("output", "o", "table", "output format: table or json")
 	maxConcurrent := fs.Int("max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
-	if code, ok := parse(fs, args); !ok {
+	wide := fs.Bool("wide", false, "one table row per port and address family: do not fold port ranges")
+	if code, ok := parse(fs, args, stdout); !ok {
 		return code
 	}
 	if *output != "table" && *output != "json" {
@@ -145,29 +168,83 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connprobe check: no --config.file or --profile given; running the embedded example (%s).\n  %s\n", plan.Config.Source, hint)
 	}
 
+	outTerm, outWidth := terminal(stdout)
+	errTerm, errWidth := terminal(stderr)
+	var progress *oneshot.Progress
+	if errTerm {
+		progress = oneshot.NewProgress(stderr, len(plan.Checks), errWidth)
+		defer progress.Stop()
+	}
+	var table *oneshot.Table
+	if *output == "table" {
+		topts := oneshot.TableOptions{Wide: *wide, Stream: outTerm, Color: outTerm && os.Getenv("NO_COLOR") == ""}
+		if outTerm {
+			topts.Width = outWidth
+			if progress != nil {
+				topts.Around = progress.Around
+			}
+		}
+		table = oneshot.NewTable(stdout, plan.Checks, topts)
+		if err := table.Open(); err != nil {
+			fmt.Fprintf(stderr, "connprobe check: %v\n", err)
+			return oneshot.ExitUsage
+		}
+	}
+	opts := oneshot.Options{
+		MaxConcurrent: *maxConcurrent,
+		Started: func(c *probe.Check) {
+			if progress != nil {
+				progress.Started(c)
+			}
+		},
+		Finished: func(c *probe.Check, rs []probe.Result) {
+			if table != nil {
+				table.Finished(c, rs)
+			}
+			if progress != nil {
+				progress.Finished(c)
+			}
+		},
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	results := oneshot.Run(ctx, plan.Checks, oneshot.Options{MaxConcurrent: *maxConcurrent})
-	verdict := oneshot.Uplink(ctx, results)
-	if *output == "json" {
-		rep := oneshot.ToJSON(results, plan.Skipped...)
-		rep.Uplink = oneshot.UplinkJSON(verdict)
-		err = oneshot.EncodeJSON(stdout, rep)
-	} else if err = oneshot.WriteUplinkLine(stdout, verdict); err == nil {
-		err = oneshot.WriteTable(stdout, results, plan.Skipped...)
+	out := oneshot.Run(ctx, plan.Checks, opts)
+	if progress != nil {
+		progress.Stop()
+	}
+	rep := oneshot.NewReport(out, plan.Skipped)
+	rep.Uplink = oneshot.Uplink(ctx, out.Results)
+	if table != nil {
+		err = table.Close(rep)
+	} else {
+		err = rep.WriteJSON(stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "connprobe check: %v\n", err)
 		return oneshot.ExitUsage
 	}
-	return oneshot.ExitCode(results)
+	return rep.ExitCode()
+}
+
+// terminal reports whether w is a terminal, and its width (0 if unknown).
+func terminal(w io.Writer) (bool, int) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false, 0
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return true, 0
+	}
+	return true, width
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	var src sourceFlags
 	src.register(fs)
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := parse(fs, args, stdout); !ok {
 		return code
 	}
 	plan, err := targets.BuildPlan(src.configFile, src.options())
@@ -195,12 +272,8 @@ func runProfiles(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("profiles", stderr)
 	profilesDir := fs.String("profiles.dir", "", "directory of additional profile files (*.yml)")
 	output := fs.StringP("output", "o", catalogue.FormatTable, "output format: table or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "probe: %v\n", err)
-		return oneshot.ExitUsage
+	if code, ok := parseFlags(fs, args, stdout); !ok {
+		return code
 	}
 	if *output != catalogue.FormatTable && *output != catalogue.FormatJSON {
 		fmt.Fprintf(stderr, "connprobe profiles: --output must be table or json, not %q\n", *output)
@@ -246,7 +319,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log.format", "logfmt", "log format: logfmt or json")
 	version := fs.Bool("version", false, "print the version and exit")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := parse(fs, args, stdout); !ok {
 		return code
 	}
 	if *version {

@@ -67,6 +67,9 @@ func TestCheckExitCodesAgreeWithResults(t *testing.T) {
 		{"broken config", []string{"check", "--config.file", broken}, 2, "", "broken.yml:2"},
 		{"bad output", []string{"check", "--config.file", allUp, "-o", "xml"}, 2, "", "table or json"},
 		{"unknown flag", []string{"check", "--nope"}, 2, "", "unknown flag"},
+		{"help on stdout", []string{"check", "--help"}, 0, "--wide", ""},
+		{"help lists exit codes", []string{"check", "-h"}, 0, "130  interrupted", ""},
+		{"agent help", []string{"--help"}, 0, "--web.listen-address", ""},
 		{"unknown subcommand", []string{"frobnicate"}, 2, "", "unknown subcommand"},
 		{"validate ok", []string{"validate", "--config.file", essentialDown}, 0, "valid, 2 checks", ""},
 		{"validate broken", []string{"validate", "--config.file", broken}, 2, "", "70000"},
@@ -247,8 +250,8 @@ checks:
     source: {note: a test}
 `
 
-// A skipped essential check is listed, in the table and in JSON, and does
-// not fail the exit code: the results that ran decide it.
+// A skipped essential check is listed, in the table and in JSON, and makes
+// the run incomplete: exit code 3, never 0.
 func TestCheckPrintsSkipped(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -261,11 +264,12 @@ func TestCheckPrintsSkipped(t *testing.T) {
 	args := []string{"check", "--profiles.dir", dir, "--profile", "lab", "--param", fmt.Sprintf("lab.port=%d", open)}
 
 	var out, errb bytes.Buffer
-	if code := run(args, &out, &errb); code != 0 {
-		t.Fatalf("exit code %d, want 0\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	if code := run(args, &out, &errb); code != 3 {
+		t.Fatalf("exit code %d, want 3\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
 	for _, want := range []string{
-		"1 ok, 0 failed (0 essential), 1 skipped (not run; they do not change the exit code)\n",
+		"checks:  1 ok, 0 failed (0 essential), 0 not run, 1 skipped (a required --param is not set)\n",
+		"lab: INCOMPLETE (1 of 2 essential checks did not run: emv-range (skipped: set --param lab.emv_host))\n",
 		"skipped: lab/emv-range: set --param lab.emv_host=... (the payment processor's EMV endpoint)\n",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -274,8 +278,8 @@ func TestCheckPrintsSkipped(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := run(append(args, "-o", "json"), &out, &errb); code != 0 {
-		t.Fatalf("json: exit code %d, want 0; stderr %s", code, errb.String())
+	if code := run(append(args, "-o", "json"), &out, &errb); code != 3 {
+		t.Fatalf("json: exit code %d, want 3; stderr %s", code, errb.String())
 	}
 	var doc struct {
 		Results []struct {
@@ -289,6 +293,13 @@ func TestCheckPrintsSkipped(t *testing.T) {
 			Missing   []string `json:"missing"`
 			Hint      string   `json:"hint"`
 		} `json:"skipped"`
+		Summary struct {
+			ExitCode int `json:"exit_code"`
+			Profiles []struct {
+				Profile   string `json:"profile"`
+				Readiness string `json:"readiness"`
+			} `json:"profiles"`
+		} `json:"summary"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out.String())
@@ -299,6 +310,9 @@ func TestCheckPrintsSkipped(t *testing.T) {
 	if len(doc.Skipped) != 1 || doc.Skipped[0].Check != "emv-range" || !doc.Skipped[0].Essential ||
 		strings.Join(doc.Skipped[0].Missing, ",") != "emv_host" || doc.Skipped[0].Hint != "--param lab.emv_host=emv.processor.example.com" {
 		t.Errorf("skipped %+v", doc.Skipped)
+	}
+	if s := doc.Summary; s.ExitCode != 3 || len(s.Profiles) != 1 || s.Profiles[0].Profile != "lab" || s.Profiles[0].Readiness != "incomplete" {
+		t.Errorf("summary %+v", s)
 	}
 
 	// validate lists them too.

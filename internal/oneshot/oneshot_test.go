@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/connprobe/connprobe/internal/scheduler"
 	"github.com/connprobe/connprobe/probe"
-	"github.com/connprobe/connprobe/targets"
 )
 
 // freePort returns a loopback port that nothing listens on.
@@ -41,7 +38,7 @@ func TestRunReportsEveryCheckAgainstRealSockets(t *testing.T) {
 		{Name: "open", Kind: "tcp", Host: "127.0.0.1", Port: open, Protocol: "tcp", Essential: true, Timeout: 2 * time.Second},
 		{Name: "closed-optional", Kind: "tcp", Host: "127.0.0.1", Port: closed, Protocol: "tcp", Essential: false, Timeout: 2 * time.Second},
 	}
-	results := Run(context.Background(), checks, Options{})
+	results := Run(context.Background(), checks, Options{}).Results
 	if len(results) != 2 {
 		t.Fatalf("got %d results, want 2", len(results))
 	}
@@ -51,16 +48,17 @@ func TestRunReportsEveryCheckAgainstRealSockets(t *testing.T) {
 	if results[1].Up || results[1].Reason != probe.ReasonRefused {
 		t.Errorf("closed port: up=%v reason=%s", results[1].Up, results[1].Reason)
 	}
-	if got := ExitCode(results); got != ExitOK {
+	rep := NewReport(Outcome{Results: results}, nil)
+	if got := rep.ExitCode(); got != ExitOK {
 		t.Errorf("exit code with only a non-essential failure = %d, want 0", got)
 	}
 	checks[1].Essential = true
-	if got := ExitCode(results); got != ExitFailed {
+	if got := rep.ExitCode(); got != ExitFailed {
 		t.Errorf("exit code with an essential failure = %d, want 1", got)
 	}
 
 	var buf bytes.Buffer
-	if err := WriteJSON(&buf, results); err != nil {
+	if err := rep.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	// Decode into generic maps: the JSON field names and types are public.
@@ -94,35 +92,6 @@ func TestRunReportsEveryCheckAgainstRealSockets(t *testing.T) {
 	}
 }
 
-func TestWriteTableRowsAndSummary(t *testing.T) {
-	c1 := &probe.Check{Name: "https", Kind: "tls", Host: "a.example", Port: 443, Protocol: "tcp", Essential: true}
-	c2 := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp", Essential: false}
-	results := []probe.Result{
-		{Check: c1, Address: "192.0.2.1", Up: false, Reason: probe.ReasonTimeout, Phase: probe.PhaseConnect,
-			Detail: "no answer\nsecond line", Duration: 5 * time.Second},
-		{Check: c2, Address: "192.0.2.2", Up: false, Reason: probe.ReasonRefused, Phase: probe.PhaseConnect},
-	}
-	var buf bytes.Buffer
-	if err := WriteTable(&buf, results); err != nil {
-		t.Fatal(err)
-	}
-	out := buf.String()
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 { // header, 2 rows, blank, summary
-		t.Fatalf("table has %d lines:\n%s", len(lines), out)
-	}
-	if !strings.HasPrefix(lines[1], "FAIL") || !strings.Contains(lines[1], "a.example:443/tcp") ||
-		!strings.Contains(lines[1], "timeout") || !strings.Contains(lines[1], "no answer second line") {
-		t.Errorf("row 1 = %q", lines[1])
-	}
-	if !strings.HasPrefix(lines[2], "WARN") {
-		t.Errorf("a non-essential failure should be WARN: %q", lines[2])
-	}
-	if lines[4] != "0 ok, 2 failed (1 essential)" {
-		t.Errorf("summary = %q", lines[4])
-	}
-}
-
 func TestRunPacesChecksOfOneHost(t *testing.T) {
 	var mu sync.Mutex
 	starts := map[string][]time.Time{}
@@ -138,7 +107,7 @@ func TestRunPacesChecksOfOneHost(t *testing.T) {
 	}
 	checks = append(checks, &probe.Check{Name: "other", Kind: "tcp", Host: "h2", Port: 1})
 	spacing := scheduler.DefaultPerHostSpacing
-	results := Run(context.Background(), checks, Options{Run: run})
+	results := Run(context.Background(), checks, Options{Run: run}).Results
 	if len(results) != 6 {
 		t.Fatalf("got %d results", len(results))
 	}
@@ -170,12 +139,20 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	checks := []*probe.Check{{Name: "x", Kind: "tcp", Host: "h", Port: 1}}
-	results := Run(ctx, checks, Options{Run: func(context.Context, *probe.Check) []probe.Result {
+	out := Run(ctx, checks, Options{Run: func(context.Context, *probe.Check) []probe.Result {
 		t.Error("a cancelled run must not probe")
 		return nil
 	}})
-	if len(results) != 1 || results[0].Up || results[0].Reason != probe.ReasonSkipped {
+	results := out.Results
+	if len(results) != 1 || results[0].Up || results[0].Reason != probe.ReasonSkipped || results[0].Detail != NotRunDetail {
 		t.Fatalf("results = %+v", results)
+	}
+	if len(out.NotRun) != 1 || out.NotRun[0] != checks[0] {
+		t.Fatalf("not run = %v", out.NotRun)
+	}
+	rep := NewReport(out, nil)
+	if !rep.NotRun(results[0]) || rep.ExitCode() != ExitInterrupted {
+		t.Errorf("not run %v, exit code %d, want %d", rep.NotRun(results[0]), rep.ExitCode(), ExitInterrupted)
 	}
 }
 
@@ -198,7 +175,7 @@ func TestRunPacesUDPToOneHostASecondApart(t *testing.T) {
 		&probe.Check{Name: "web2", Kind: "tcp", Host: "h1", Port: 444, Protocol: "tcp"},
 		&probe.Check{Name: "other", Kind: "udp", Host: "h2", Port: 3478, Protocol: "udp"})
 	began := time.Now()
-	results := Run(context.Background(), checks, Options{Run: run}) // default spacings
+	results := Run(context.Background(), checks, Options{Run: run}).Results // default spacings
 	took := time.Since(began)
 	if len(results) != len(checks) {
 		t.Fatalf("got %d results for %d checks", len(results), len(checks))
@@ -225,70 +202,5 @@ func TestRunPacesUDPToOneHostASecondApart(t *testing.T) {
 	}
 	if tcp := starts["tcp h1"]; len(tcp) == 2 && tcp[1].Sub(tcp[0]) < scheduler.DefaultPerHostSpacing-10*time.Millisecond {
 		t.Errorf("TCP starts %v apart, want >= %v", tcp[1].Sub(tcp[0]), scheduler.DefaultPerHostSpacing)
-	}
-}
-
-var skippedEMV = targets.Skipped{Profile: "clover", Check: "emv-udp", Level: "essential", Essential: true,
-	Missing: []string{"emv_host"}, Hint: "--param clover.emv_host=emv.processor.example.com",
-	Detail: "set --param clover.emv_host=... (the payment processor's EMV endpoint)"}
-
-// Skipped profile checks follow the summary; they are no result and do not
-// change the exit code.
-func TestWriteTableSkipped(t *testing.T) {
-	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true}
-	results := []probe.Result{{Check: c, Address: "192.0.2.1", Up: true, Reason: probe.ReasonOK}}
-	var buf bytes.Buffer
-	if err := WriteTable(&buf, results, skippedEMV); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	want := []string{
-		"1 ok, 0 failed (0 essential), 1 skipped (not run; they do not change the exit code)",
-		"skipped: clover/emv-udp: set --param clover.emv_host=... (the payment processor's EMV endpoint)",
-	}
-	if len(lines) < 2 || !reflect.DeepEqual(lines[len(lines)-2:], want) {
-		t.Errorf("table ends with %q, want %q", lines, want)
-	}
-	if ExitCode(results) != ExitOK {
-		t.Error("a skipped essential check changed the exit code")
-	}
-}
-
-func TestWriteJSONSkippedAndMeta(t *testing.T) {
-	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true,
-		Meta: probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "HTTPS to the cloud", Source: `doc.txt, table clover, row "443/TCP"`}}
-	custom := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp"}
-	results := []probe.Result{{Check: c, Up: true, Reason: probe.ReasonOK}, {Check: custom, Up: true, Reason: probe.ReasonOK}}
-	var buf bytes.Buffer
-	if err := WriteJSON(&buf, results, skippedEMV); err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Results []map[string]any `json:"results"`
-		Skipped []map[string]any `json:"skipped"`
-	}
-	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, buf.String())
-	}
-	r0 := doc.Results[0]
-	if r0["direction"] != "out" || r0["level"] != "essential" || r0["purpose"] != "HTTPS to the cloud" || r0["source"] != `doc.txt, table clover, row "443/TCP"` {
-		t.Errorf("profile result meta: %v", r0)
-	}
-	if _, ok := doc.Results[1]["level"]; ok {
-		t.Errorf("a custom check has a level: %v", doc.Results[1])
-	}
-	want := []map[string]any{{"profile": "clover", "check": "emv-udp", "level": "essential", "essential": true,
-		"missing": []any{"emv_host"}, "hint": "--param clover.emv_host=emv.processor.example.com"}}
-	if !reflect.DeepEqual(doc.Skipped, want) {
-		t.Errorf("skipped %v\nwant    %v", doc.Skipped, want)
-	}
-
-	// Without skipped checks the list is there, empty.
-	buf.Reset()
-	if err := WriteJSON(&buf, results); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(buf.String(), `"skipped": []`) {
-		t.Errorf("no empty skipped list:\n%s", buf.String())
 	}
 }

@@ -2,15 +2,11 @@ package oneshot
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/connprobe/connprobe/probe"
-	"github.com/connprobe/connprobe/targets"
 )
 
 // JSONResult is one result in `probe check -o json`. The field names are a
@@ -36,6 +32,9 @@ type JSONResult struct {
 	// Path is where the traffic of a failed check stopped, when it was
 	// traced (README, "Where is it blocked"); absent otherwise.
 	Path *probe.Path `json:"path,omitempty"`
+	// NotRun marks the stand-in result of a check that never ran (the run
+	// was interrupted); its reason is "skipped".
+	NotRun bool `json:"not_run,omitempty"`
 
 	// What a profile says about its check; absent for custom checks.
 	Direction string `json:"direction,omitempty"`
@@ -45,7 +44,7 @@ type JSONResult struct {
 }
 
 // JSONSkipped is a profile check that did not run because a required
-// param is not set. Skipped checks do not affect the exit code.
+// param is not set. A skipped essential check makes the exit code 3.
 type JSONSkipped struct {
 	Profile   string   `json:"profile"`
 	Check     string   `json:"check"`
@@ -59,31 +58,32 @@ type JSONSkipped struct {
 type JSONReport struct {
 	Results []JSONResult  `json:"results"`
 	Skipped []JSONSkipped `json:"skipped"`
+	Summary Summary       `json:"summary"`
 	// Uplink is the site-wide verdict (see UplinkJSON); null without one.
 	Uplink *JSONUplink `json:"uplink"`
 }
 
-// ToJSON converts results, and the profile checks skipped for a missing
-// param, to their public JSON form.
-func ToJSON(results []probe.Result, skipped ...targets.Skipped) JSONReport {
-	rep := JSONReport{Results: make([]JSONResult, 0, len(results)), Skipped: make([]JSONSkipped, 0, len(skipped))}
-	for _, r := range results {
+// JSON converts the report to its public JSON form.
+func (r *Report) JSON() JSONReport {
+	rep := JSONReport{Results: make([]JSONResult, 0, len(r.Results)), Skipped: make([]JSONSkipped, 0, len(r.Skipped)),
+		Summary: r.Summary(), Uplink: UplinkJSON(r.Uplink)}
+	for _, res := range r.Results {
 		jr := JSONResult{
-			Address: r.Address, IPFamily: r.IPFamily, Up: r.Up, Reason: r.Reason, Phase: r.Phase,
-			DurationSeconds: r.Duration.Seconds(), Detail: r.Detail, Facts: r.Facts,
-			Timings: r.Timings, Time: r.Start.UTC(), Path: r.Path,
+			Address: res.Address, IPFamily: res.IPFamily, Up: res.Up, Reason: res.Reason, Phase: res.Phase,
+			DurationSeconds: res.Duration.Seconds(), Detail: res.Detail, Facts: res.Facts,
+			Timings: res.Timings, Time: res.Start.UTC(), Path: res.Path, NotRun: r.NotRun(res),
 		}
 		if jr.Timings == nil {
 			jr.Timings = []probe.Timing{}
 		}
-		if c := r.Check; c != nil {
+		if c := res.Check; c != nil {
 			jr.Profile, jr.Check, jr.Kind, jr.Host = c.Profile, c.Name, c.Kind, c.Host
 			jr.Port, jr.Protocol, jr.Essential = c.Port, c.Protocol, c.Essential
 			jr.Direction, jr.Level, jr.Purpose, jr.Source = c.Meta.Direction, c.Meta.Level, c.Meta.Purpose, c.Meta.Source
 		}
 		rep.Results = append(rep.Results, jr)
 	}
-	for _, s := range skipped {
+	for _, s := range r.Skipped {
 		rep.Skipped = append(rep.Skipped, JSONSkipped{
 			Profile: s.Profile, Check: s.Check, Level: s.Level, Essential: s.Essential,
 			Missing: append([]string{}, s.Missing...), Hint: s.Hint,
@@ -92,62 +92,11 @@ func ToJSON(results []probe.Result, skipped ...targets.Skipped) JSONReport {
 	return rep
 }
 
-// WriteJSON prints results, and the skipped checks, as indented JSON.
-func WriteJSON(w io.Writer, results []probe.Result, skipped ...targets.Skipped) error {
-	return EncodeJSON(w, ToJSON(results, skipped...))
-}
-
-// EncodeJSON prints a report as indented JSON.
-func EncodeJSON(w io.Writer, rep JSONReport) error {
+// WriteJSON prints the report as one indented JSON document.
+func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
-}
-
-// WriteTable prints one row per result and a one-line summary, then one
-// line per skipped check with what would enable it.
-func WriteTable(w io.Writer, results []probe.Result, skipped ...targets.Skipped) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERDICT\tPROFILE\tCHECK\tKIND\tTARGET\tADDRESS\tREASON\tPHASE\tLATENCY\tDETAIL")
-	var up, down, essentialDown int
-	for _, r := range results {
-		verdict := "OK"
-		switch {
-		case r.Up:
-			up++
-		case r.Check != nil && !r.Check.Essential:
-			verdict = "WARN"
-			down++
-		default:
-			verdict = "FAIL"
-			down++
-			essentialDown++
-		}
-		var profile, name, kind, target string
-		if c := r.Check; c != nil {
-			profile, name, kind = dash(c.Profile), c.Name, c.Kind
-			target = c.Host + ":" + strconv.Itoa(c.Port) + "/" + c.Protocol
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			verdict, profile, name, kind, target, dash(r.Address), r.Reason, dash(string(r.Phase)),
-			latency(r.Duration), oneLine(withPath(r), 160))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	summary := fmt.Sprintf("%d ok, %d failed (%d essential)", up, down, essentialDown)
-	if len(skipped) > 0 {
-		summary += fmt.Sprintf(", %d skipped (not run; they do not change the exit code)", len(skipped))
-	}
-	if _, err := fmt.Fprintf(w, "\n%s\n", summary); err != nil {
-		return err
-	}
-	for _, s := range skipped {
-		if _, err := fmt.Fprintf(w, "skipped: %s/%s: %s\n", s.Profile, s.Check, oneLine(s.Detail, 200)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return enc.Encode(r.JSON())
 }
 
 // withPath ends a failed result's detail with where its traffic stopped, when
@@ -175,6 +124,10 @@ func latency(d time.Duration) string {
 	default:
 		return d.Round(100 * time.Microsecond).String()
 	}
+}
+
+func latencySeconds(s float64) string {
+	return latency(time.Duration(s * float64(time.Second)))
 }
 
 // oneLine keeps a detail on one table row: no control characters, bounded.

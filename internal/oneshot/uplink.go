@@ -2,8 +2,6 @@ package oneshot
 
 import (
 	"context"
-	"fmt"
-	"io"
 
 	"github.com/connprobe/connprobe/internal/gateway"
 	"github.com/connprobe/connprobe/internal/uplink"
@@ -68,13 +66,17 @@ func UplinkJSON(v uplink.Verdict) *JSONUplink {
 	return j
 }
 
-// WriteUplinkLine prints the line above the table when the uplink is down,
-// and nothing otherwise.
-func WriteUplinkLine(w io.Writer, v uplink.Verdict) error {
+// uplinkLine is the table's line while the uplink is down ("" otherwise),
+// one line whatever the detail holds. It says where the failing rows are:
+// below it, or above it when the rows were streamed before the verdict was
+// known.
+func uplinkLine(v uplink.Verdict, rowsAbove bool) string {
 	line := v.Line()
 	if line == "" {
-		return nil
+		return ""
 	}
-	_, err := fmt.Fprintf(w, "%s\n\n", oneLine(line, 400))
-	return err
+	if rowsAbove {
+		line = "uplink down: " + v.Detail + "; the failures above are not port blocks"
+	}
+	return oneLine(line, 400)
 }

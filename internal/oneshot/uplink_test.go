@@ -3,6 +3,7 @@ package oneshot
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/connprobe/connprobe/internal/gateway"
@@ -43,25 +44,51 @@ func TestUplinkJSON(t *testing.T) {
 	}
 }
 
-func TestWriteUplinkLine(t *testing.T) {
-	var buf bytes.Buffer
-	if err := WriteUplinkLine(&buf, uplink.Verdict{State: uplink.StateUnknown, Detail: "x"}); err != nil || buf.Len() != 0 {
-		t.Fatalf("unknown: %q %v, want nothing", buf.String(), err)
+func TestUplinkLine(t *testing.T) {
+	if got := uplinkLine(uplink.Verdict{State: uplink.StateUnknown, Detail: "x"}, false); got != "" {
+		t.Fatalf("unknown: %q, want nothing", got)
 	}
 	v := uplink.Verdict{State: uplink.StateDown, Detail: "your gateway 192.168.1.1 has no route to the internet\x1b[2J"}
-	if err := WriteUplinkLine(&buf, v); err != nil {
-		t.Fatal(err)
+	want := "uplink down: your gateway 192.168.1.1 has no route to the internet [2J; the failures below are not port blocks"
+	if got := uplinkLine(v, false); got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
 	}
-	want := "uplink down: your gateway 192.168.1.1 has no route to the internet [2J; the failures below are not port blocks\n\n"
-	if buf.String() != want {
-		t.Errorf("\n got %q\nwant %q", buf.String(), want)
+	if got := uplinkLine(v, true); !strings.HasSuffix(got, "the failures above are not port blocks") {
+		t.Errorf("streamed rows are above the line: %q", got)
+	}
+
+	// In the table: above the header when piped, below the rows when
+	// streamed to a terminal.
+	c := &probe.Check{Name: "web", Kind: "tcp", Host: "a.example", Port: 443, Protocol: "tcp", Essential: true}
+	out := Outcome{Results: []probe.Result{{Check: c, Reason: probe.ReasonTimeout, IPFamily: probe.FamilyIPv4}}}
+	rep := NewReport(out, nil)
+	rep.Uplink = v
+	for _, stream := range []bool{false, true} {
+		var buf bytes.Buffer
+		tb := NewTable(&buf, []*probe.Check{c}, TableOptions{Stream: stream})
+		if err := tb.Open(); err != nil {
+			t.Fatal(err)
+		}
+		if stream {
+			tb.Finished(c, out.Results)
+		}
+		if err := tb.Close(rep); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(buf.String(), "\n")
+		if !stream && (!strings.HasPrefix(lines[0], "uplink down: ") || lines[1] != "" || !strings.HasPrefix(lines[2], "VERDICT")) {
+			t.Errorf("piped: the uplink line is not above the table:\n%s", buf.String())
+		}
+		if stream && (!strings.HasPrefix(lines[0], "VERDICT") || !strings.HasPrefix(lines[3], "uplink down: ")) {
+			t.Errorf("streamed: the uplink line is not right below the rows:\n%s", buf.String())
+		}
 	}
 }
 
 // TestJSONReportUplinkField: the report always has the key, null without a verdict.
 func TestJSONReportUplinkField(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteJSON(&buf, nil); err != nil {
+	if err := NewReport(Outcome{}, nil).WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
 	var doc map[string]json.RawMessage
