@@ -253,8 +253,8 @@ func TestStatusPageShowsUplinkDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	const gw = "192.168.1.1"
-	a.uplink.Gateways = func() ([]gateway.Gateway, error) {
-		return []gateway.Gateway{{Family: gateway.FamilyIPv4, Address: gw, Interface: "eth0"}}, nil
+	a.uplink.Host = func() gateway.Host {
+		return gateway.Host{Gateways: []gateway.Gateway{{Family: gateway.FamilyIPv4, Address: gw, Interface: "eth0"}}}
 	}
 	put := func(up bool) {
 		for _, e := range a.store.Snapshot() {
