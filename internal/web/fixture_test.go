@@ -75,7 +75,7 @@ func newDemoSite(t *testing.T) *demoSite {
 	ok := func(c *probe.Check, addr string) []probe.Result {
 		return []probe.Result{{Check: c, Address: addr, IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK, Phase: probe.PhaseConnect}}
 	}
-	gatewayPath := &probe.Path{Location: probe.PathGateway, Hop: 1, Address: gw,
+	gatewayPath := &probe.Path{Location: probe.PathGateway, Hop: 1, Address: gw, Rejected: true,
 		Hops: []probe.PathHop{{Hop: 1, Address: gw, RTTSeconds: 0.0004, ICMP: "net unreachable"}}}
 	rejected := []probe.Result{{Check: https, Address: "203.0.113.7", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRejected,
 		Phase: probe.PhaseConnect, Detail: "ICMP destination unreachable (net unreachable) from " + gw + ", a device on the path",

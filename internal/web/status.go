@@ -137,7 +137,7 @@ type resultView struct {
 }
 
 type pathView struct {
-	Where string
+	Where, Control string
 	Hops  []hopView
 	More  int
 }
@@ -506,22 +506,10 @@ func resultOf(r probe.Result, port string) resultView {
 	return v
 }
 
-// pathOf renders where the traffic stopped, in the words of the README's
-// "Where is it blocked".
+// pathOf renders where the traffic stopped: the words are probe.Path's own
+// phrase, the same as in the connprobe check table; the page adds the hops.
 func pathOf(pa *probe.Path) *pathView {
-	v := &pathView{}
-	switch pa.Location {
-	case probe.PathThisHost:
-		v.Where = "on this computer: its own firewall stopped it"
-	case probe.PathGateway:
-		v.Where = "at your gateway " + orUnknown(pa.Address) + " (hop 1), this network's router or firewall"
-	case probe.PathUpstream:
-		v.Where = fmt.Sprintf("beyond your gateway: at hop %d (%s), the internet provider or further on", pa.Hop, orUnknown(pa.Address))
-	case probe.PathUnknown:
-		v.Where = "unknown: no device on the way answered, so connprobe does not guess"
-	default:
-		v.Where = string(pa.Location)
-	}
+	v := &pathView{Where: capitalize(pa.Phrase()), Control: truncate(pa.Control, maxDetail)}
 	for i, h := range pa.Hops {
 		if i == maxHops {
 			v.More = len(pa.Hops) - i
@@ -645,6 +633,13 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func orUnknown(s string) string {

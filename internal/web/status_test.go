@@ -234,15 +234,17 @@ func TestFoldPorts(t *testing.T) {
 	}
 }
 
+// The page shows the path in probe.Path's own words, the one rendering.
 func TestPathWords(t *testing.T) {
-	for loc, want := range map[probe.PathLocation]string{
-		probe.PathThisHost: "on this computer",
-		probe.PathGateway:  "at your gateway 192.0.2.254 (hop 1)",
-		probe.PathUpstream: "beyond your gateway: at hop 3 (192.0.2.254)",
-		probe.PathUnknown:  "unknown: no device on the way answered",
+	for _, pa := range []*probe.Path{
+		{Location: probe.PathThisHost},
+		{Location: probe.PathGateway, Hop: 1, Address: "192.0.2.254", Rejected: true},
+		{Location: probe.PathUpstream, Hop: 3, Address: "198.51.100.9", Hops: []probe.PathHop{{Hop: 1, Address: "192.0.2.254"}}},
+		{Location: probe.PathUnknown},
 	} {
-		if got := pathOf(&probe.Path{Location: loc, Hop: 3, Address: "192.0.2.254"}).Where; !strings.Contains(got, want) {
-			t.Errorf("%s reads %q, want %q in it", loc, got, want)
+		got, want := pathOf(pa).Where, pa.Phrase()
+		if !strings.EqualFold(got, want) || got == "" {
+			t.Errorf("%s reads %q, want %q", pa.Location, got, want)
 		}
 	}
 }
