@@ -138,8 +138,8 @@ type resultView struct {
 
 type pathView struct {
 	Where, Control string
-	Hops  []hopView
-	More  int
+	Hops           []hopView
+	More           int
 }
 
 type hopView struct {
