@@ -102,15 +102,17 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := oneshot.Run(context.Background(), plan.Checks, oneshot.Options{})
+	out := oneshot.Run(context.Background(), plan.Checks, oneshot.Options{})
+	results := out.Results
 	if len(results) != 1 || results[0].Up || !strings.Contains(results[0].Detail, "longer than") {
 		t.Fatalf("the hostile server was not met as planned: %+v", results)
 	}
 	var table, js bytes.Buffer
-	if err := oneshot.WriteTable(&table, results); err != nil {
+	rep := oneshot.NewReport(out, nil)
+	if err := rep.WriteTable(&table, oneshot.TableOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := oneshot.WriteJSON(&js, results); err != nil {
+	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
 

@@ -577,3 +577,19 @@ func profileLine(p ProfileSummary, color bool) string {
 	}
 	return fmt.Sprintf("%s: %s (%s)", name, word, detail)
 }
+
+// WriteTable prints the whole table of a finished run at once (rows in
+// check order), as `connprobe check` does when its output is not a terminal.
+func (r *Report) WriteTable(w io.Writer, opts TableOptions) error {
+	var checks []*probe.Check
+	seen := map[*probe.Check]bool{}
+	for _, res := range r.Results {
+		if res.Check != nil && !seen[res.Check] {
+			seen[res.Check] = true
+			checks = append(checks, res.Check)
+		}
+	}
+	opts.Stream = false
+	t := NewTable(w, checks, opts)
+	return t.Close(r)
+}
