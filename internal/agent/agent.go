@@ -89,7 +89,9 @@ func New(opts Options) (*Agent, error) {
 	})
 	// The routing table is read at most every gatewayTTL, however often
 	// /metrics and the status page ask.
-	a.uplink = uplink.Source{Store: a.store, Host: gateway.NewCache(gatewayTTL).Get}
+	host := gateway.NewCache(gatewayTTL).Get
+	a.uplink = uplink.Source{Store: a.store, Host: host,
+		Resolvers: uplink.NewResolverWatch(probe.Trace, host, resolverTraceEvery)}
 	m, err := metrics.New(a.registry, a.store, a.sched.Overruns, buildinfo.Get(),
 		append(opts.Metrics.options(), metrics.WithThrottled(a.sched.Throttled), metrics.WithUplink(a.uplink.Verdict))...)
 	if err != nil {
@@ -113,6 +115,11 @@ func New(opts Options) (*Agent, error) {
 // gatewayTTL is how long a reading of the routing table is reused.
 const gatewayTTL = 10 * time.Second
 
+// resolverTraceEvery is the least time between two traces towards the
+// resolvers while names do not resolve (the checks' own traces follow the
+// scheduler's policy).
+const resolverTraceEvery = 10 * time.Minute
+
 // Uplink is the site-wide uplink verdict from the results store now (the
 // status page shows it while the uplink is down). It sends nothing.
 func (a *Agent) Uplink() uplink.Verdict { return a.uplink.Verdict() }
@@ -125,6 +132,7 @@ func (a *Agent) run(ctx context.Context, c *probe.Check) []probe.Result {
 func (a *Agent) record(c *probe.Check, rs []probe.Result) {
 	a.store.Put(c, rs)
 	a.metrics.Record(c, rs)
+	a.uplink.Resolvers.Observe(rs, a.uplink.Results)
 	for _, r := range rs {
 		if !r.Up {
 			a.logger.Debug("check failed", "check", c.Name, "profile", c.Profile, "host", c.Host, "port", c.Port,
@@ -189,6 +197,7 @@ func (a *Agent) Handler() http.Handler { return a.handler }
 func (a *Agent) Run(ctx context.Context) error {
 	a.sched.Start(ctx)
 	defer a.sched.Stop()
+	defer a.uplink.Resolvers.Close()
 	err := web.Serve(ctx, a.handler, web.ServeOptions{
 		ListenAddresses: a.opts.ListenAddrs,
 		ConfigFile:      a.opts.WebConfigFile,

@@ -38,10 +38,12 @@ type JSONGateway struct {
 	Neighbour string `json:"neighbour"`
 }
 
-// Uplink is the uplink verdict of a one-shot run: the results and this
-// host's gateways as the routing table has them now.
-func Uplink(_ context.Context, results []probe.Result) uplink.Verdict {
-	return uplink.Infer(uplink.FromResults(results), gateway.ReadHost())
+// Uplink is the uplink verdict of a one-shot run: the results, this host's
+// gateways as the routing table has them now, and, when names did not
+// resolve and nothing answered, traces towards the resolvers.
+func Uplink(ctx context.Context, results []probe.Result) uplink.Verdict {
+	sys, _ := uplink.SystemResolvers(uplink.ResolvConf) // none when unreadable: nothing to trace
+	return uplink.InferWithResolvers(ctx, results, gateway.ReadHost(), sys, probe.Trace)
 }
 
 // UplinkJSON is the public form of v; nil (JSON null) when there is no

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/connprobe/connprobe/internal/gateway"
 	"github.com/connprobe/connprobe/internal/results"
@@ -15,20 +16,32 @@ type Source struct {
 	// Host reads this host's gateways and subnets; gateway.Cache.Get fits.
 	// Nil: not known.
 	Host func() gateway.Host
+	// Resolvers adds the traces towards the resolvers while names do not
+	// resolve; nil: none.
+	Resolvers *ResolverWatch
 }
 
 // Verdict is the uplink verdict from what the store holds now. It sends
 // nothing: a scrape or a status page view may call it.
 func (s Source) Verdict() Verdict {
-	var rs []probe.Result
-	for _, e := range s.Store.Snapshot() {
-		rs = append(rs, e.Results...)
-	}
 	host := gateway.Host{Err: errNoReader}
 	if s.Host != nil {
 		host = s.Host()
 	}
-	return Infer(FromResults(rs), host)
+	ev := FromResults(s.Results())
+	if slices.ContainsFunc(ev, func(e Evidence) bool { return e.Reason == probe.ReasonDNS }) {
+		ev = append(ev, s.Resolvers.evidence()...)
+	}
+	return Infer(ev, host)
+}
+
+// Results are the last results of every check in the store.
+func (s Source) Results() []probe.Result {
+	var rs []probe.Result
+	for _, e := range s.Store.Snapshot() {
+		rs = append(rs, e.Results...)
+	}
+	return rs
 }
 
 var errNoReader = errors.New("this host's gateways are not read")
