@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -148,6 +149,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	output := fs.StringP("output", "o", "table", "output format: table or json")
 	maxConcurrent := fs.Int("max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
 	wide := fs.Bool("wide", false, "one table row per port and address family: do not fold port ranges")
+	var tf traceFlags
+	tf.register(fs, false)
 	if code, ok := parse(fs, args, stdout); !ok {
 		return code
 	}
@@ -192,6 +195,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := oneshot.Options{
 		MaxConcurrent: *maxConcurrent,
+		Trace:         tf.options(),
 		Started: func(c *probe.Check) {
 			if progress != nil {
 				progress.Started(c)
@@ -316,6 +320,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	maxConcurrent := fs.Int("scheduler.max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
 	allReasons := fs.Bool("metrics.all-reasons", false, "export connprobe_check_reason for every reason (0 or 1), not only the current one")
 	latencyBuckets := fs.Bool("metrics.latency-buckets", false, "give connprobe_check_latency_seconds classic buckets besides the native histogram")
+	var tf traceFlags
+	tf.register(fs, true)
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log.format", "logfmt", "log format: logfmt or json")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -339,6 +345,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		WebConfigFile: *webConfig,
 		MaxConcurrent: *maxConcurrent,
 		Metrics:       agent.MetricsOptions{AllReasons: *allReasons, LatencyBuckets: *latencyBuckets},
+		Trace:         tf.options(),
 		Logger:        logger,
 	})
 	if err != nil {
@@ -370,6 +377,30 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// traceFlags are the path-trace policy's flags, shared by the agent and
+// `probe check` (which traces each failing check once: no interval).
+type traceFlags struct {
+	disable       bool
+	minInterval   time.Duration
+	maxConcurrent int
+}
+
+func (t *traceFlags) register(fs *pflag.FlagSet, agent bool) {
+	fs.BoolVar(&t.disable, "trace.disable", false, "do not trace the path of failing checks")
+	fs.IntVar(&t.maxConcurrent, "trace.max-concurrent", scheduler.DefaultTraceMaxConcurrent, "path traces running at once")
+	if agent {
+		fs.DurationVar(&t.minInterval, "trace.min-interval", scheduler.DefaultTraceMinInterval,
+			"least time between two traces of a check that keeps failing for the same reason")
+	}
+}
+
+func (t *traceFlags) options() scheduler.TraceOptions {
+	if t.disable {
+		return scheduler.TraceOptions{}
+	}
+	return scheduler.TraceOptions{Trace: probe.Trace, MinInterval: t.minInterval, MaxConcurrent: t.maxConcurrent}
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -34,7 +34,9 @@ type Options struct {
 	WebConfigFile string
 	MaxConcurrent int
 	Metrics       MetricsOptions
-	Logger        *slog.Logger
+	// Trace is the policy for tracing the path of failing checks.
+	Trace  scheduler.TraceOptions
+	Logger *slog.Logger
 }
 
 // MetricsOptions choose the optional shapes of the per-check series.
@@ -85,6 +87,7 @@ func New(opts Options) (*Agent, error) {
 		MaxConcurrent: opts.MaxConcurrent,
 		Run:           a.run,
 		Sink:          a.record,
+		Trace:         opts.Trace,
 		Logger:        opts.Logger,
 	})
 	// The routing table is read at most every gatewayTTL, however often

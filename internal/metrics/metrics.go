@@ -112,6 +112,7 @@ type Metrics struct {
 	certNotAfter, tlsVersion, tlsHandshake       *prometheus.Desc
 	throttledState                               *prometheus.Desc
 	uplinkUp, uplinkInfo                         *prometheus.Desc
+	pathHop, pathInfo                            *prometheus.Desc
 
 	ntpReachable, ntpUsable, ntpOffset, ntpRTT, ntpStratum *prometheus.Desc
 	ntpRootDistance, ntpLeap, ntpKissCode                  *prometheus.Desc
@@ -283,6 +284,12 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 			"(no outbound check configured or run yet, or the failures point at no single place).", nil),
 		uplinkInfo: desc("uplink_info", "1 while the uplink is down: where (location: gateway, upstream, unknown, this_host) "+
 			"and this host's default gateway.", nil, "location", "gateway"),
+
+		pathHop: desc("check_path_hop", "Where the last trace of a failing check placed the block: the hop of the device that "+
+			"rejected the traffic or, for a silent drop, of the last device that answered (0: this host). Absent while the check is up "+
+			"or was not traced.", resultLabels),
+		pathInfo: desc("check_path_info", "1 for a failing, traced check: where its traffic stopped (location: this_host, gateway, "+
+			"upstream, unknown) and the address of that device (empty when none answered).", resultLabels, "location", "address"),
 
 		ntpReachable:    desc("ntp_reachable", "Whether the last NTP query got a valid reply to it (1) or not (0).", resultLabels),
 		ntpUsable:       desc("ntp_usable", "Whether the last NTP reply was fit to set a clock by (1) or not (0).", resultLabels),
@@ -461,7 +468,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.throttledState, m.ntpReachable, m.ntpUsable, m.ntpOffset, m.ntpRTT, m.ntpStratum,
 		m.ntpRootDistance, m.ntpLeap, m.ntpKissCode, m.rangePorts, m.rangePortsUp, m.rangeUp,
 		m.rangeCoverage, m.rangeFullSweep, m.rangeEssential, m.rangeOverruns,
-		m.uplinkUp, m.uplinkInfo,
+		m.uplinkUp, m.uplinkInfo, m.pathHop, m.pathInfo,
 	} {
 		ch <- d
 	}
@@ -613,6 +620,12 @@ func (m *Metrics) collectEntryLocked(ch chan<- prometheus.Metric, e results.Entr
 			}
 			seenPhases = append(seenPhases, t.Phase)
 			gauge(m.phaseDuration, t.Duration.Seconds(), m.phasePairLocked(t.Phase))
+		}
+
+		if p := r.Path; p != nil && !r.Up {
+			// One series each per failing result: bounded by the checks.
+			gauge(m.pathHop, float64(p.Hop))
+			gauge(m.pathInfo, 1, labelPair("location", string(p.Location)), labelPair("address", p.Address))
 		}
 
 		if tf := r.Facts.TLSFacts; tf != nil {

@@ -303,3 +303,46 @@ func TestNewRegistryHasRuntimeCollectors(t *testing.T) {
 		t.Error("go collector missing")
 	}
 }
+
+// A failing, traced check exports where its traffic stopped; once it is up
+// (or failing without a path), the path series are gone.
+func TestPathSeriesOnlyWhileFailingAndTraced(t *testing.T) {
+	reg, store, m := newTestMetrics(t, nil)
+	c := tcpCheck()
+	store.SetChecks([]*probe.Check{c})
+	put := func(rs []probe.Result) {
+		store.Put(c, rs)
+		m.Record(c, rs)
+	}
+	path := &probe.Path{Location: probe.PathUpstream, Hop: 2, Address: "198.51.100.9",
+		Hops: []probe.PathHop{{Hop: 1, Address: "192.168.1.1"}, {Hop: 2, Address: "198.51.100.9"}, {Hop: 3}}}
+	put([]probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonTimeout,
+		Phase: probe.PhaseConnect, Start: start, Path: path}})
+	mustValue(t, reg, "connprobe_check_path_hop", map[string]string{"check": "db", "ip_family": "ipv4"}, 2)
+	mustValue(t, reg, "connprobe_check_path_info", map[string]string{"check": "db", "location": "upstream", "address": "198.51.100.9"}, 1)
+	if n := testutil.CollectAndCount(m, "connprobe_check_path_info"); n != 1 {
+		t.Errorf("%d path_info series, want 1", n)
+	}
+
+	thisHost := &probe.Path{Location: probe.PathThisHost, Hop: 0, Address: "192.0.2.100"}
+	put([]probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonLocal,
+		Phase: probe.PhaseConnect, Start: start, Path: thisHost}})
+	mustValue(t, reg, "connprobe_check_path_hop", map[string]string{"check": "db"}, 0)
+	mustValue(t, reg, "connprobe_check_path_info", map[string]string{"check": "db", "location": "this_host"}, 1)
+	if n := testutil.CollectAndCount(m, "connprobe_check_path_info"); n != 1 {
+		t.Errorf("%d path_info series after the location changed, want 1", n)
+	}
+
+	put([]probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+		Phase: probe.PhaseConnect, Start: start}})
+	for _, name := range []string{"connprobe_check_path_hop", "connprobe_check_path_info"} {
+		if n := testutil.CollectAndCount(m, name); n != 0 {
+			t.Errorf("%d %s series while up, want none", n, name)
+		}
+	}
+	put([]probe.Result{{Check: c, Address: "192.0.2.5", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRefused,
+		Phase: probe.PhaseConnect, Start: start}})
+	if n := testutil.CollectAndCount(m, "connprobe_check_path_hop"); n != 0 {
+		t.Errorf("%d path_hop series for an untraced failure, want none", n)
+	}
+}

@@ -21,6 +21,9 @@ type Options struct {
 	// rows printed as they finish). Called from the probes' goroutines.
 	Started  func(c *probe.Check)
 	Finished func(c *probe.Check, rs []probe.Result)
+	// Trace is the path-trace policy: each failing check traced once
+	// (Trace.Trace nil: none).
+	Trace scheduler.TraceOptions
 }
 
 // Outcome is what one run observed.
@@ -46,6 +49,7 @@ func Run(ctx context.Context, checks []*probe.Check, opts Options) Outcome {
 		MaxConcurrent: opts.MaxConcurrent,
 		Run:           opts.Run,
 		Started:       opts.Started,
+		Trace:         opts.Trace,
 		Sink: func(c *probe.Check, rs []probe.Result) {
 			mu.Lock()
 			perCheck[c] = rs

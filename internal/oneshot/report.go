@@ -100,12 +100,15 @@ func (r *Report) WriteJSON(w io.Writer) error {
 }
 
 // withPath ends a failed result's detail with where its traffic stopped, when
-// it was traced.
+// it was traced. The detail gives way so that the phrase survives the
+// table's width bound (maxDetail).
 func withPath(r probe.Result) string {
 	if r.Path == nil {
 		return r.Detail
 	}
-	return r.Detail + "; " + r.Path.Phrase()
+	phrase := r.Path.Phrase()
+	room := maxDetail - len([]rune(phrase)) - 2
+	return cut(oneLine(r.Detail, 1<<10), max(room, 8)) + "; " + phrase
 }
 
 func dash(s string) string {

@@ -69,7 +69,9 @@ type Options struct {
 	// Started, if set, is called as each probe starts (after its pacing and
 	// slot), from the probe's goroutine: progress for `probe check`.
 	Started func(c *probe.Check)
-	Logger  *slog.Logger
+	// Trace is the policy for tracing the path of failing checks (trace.go).
+	Trace  TraceOptions
+	Logger *slog.Logger
 }
 
 // Scheduler is safe for concurrent use. Apply may be called before or after
@@ -78,6 +80,7 @@ type Scheduler struct {
 	opts   Options
 	sem    chan struct{}
 	pacer  *pacer
+	tracer *tracer
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -143,6 +146,7 @@ func New(opts Options) *Scheduler {
 		opts:    opts,
 		sem:     make(chan struct{}, opts.MaxConcurrent),
 		pacer:   newPacer(),
+		tracer:  newTracer(opts.Trace),
 		logger:  logger,
 		jobs:    map[string]*job{},
 		byCheck: map[string]*job{},
@@ -252,6 +256,11 @@ func (s *Scheduler) Apply(checks []*probe.Check) {
 	}
 	s.byCheck = byCheck
 	s.pacer.prune(time.Now())
+	configured := make(map[probe.Key]bool, len(checks))
+	for _, c := range checks {
+		configured[c.Key()] = true
+	}
+	s.tracer.prune(configured)
 	s.logger.Info("checks scheduled", "added", added, "changed", changed,
 		"unchanged", unchanged, "removed", removed)
 }
@@ -424,7 +433,7 @@ func (s *Scheduler) runSample(ctx context.Context, sample []*probe.Check) probe.
 		if ctx.Err() != nil {
 			return
 		}
-		s.finish(c, rs)
+		s.finish(ctx, c, rs, false)
 		mu.Lock()
 		for _, r := range rs {
 			worst = max(worst, r.Throttle)
@@ -477,7 +486,7 @@ func (s *Scheduler) RunOnce(ctx context.Context, checks []*probe.Check) (notRun 
 					mu.Unlock()
 					return
 				}
-				s.finish(c, rs)
+				s.finish(ctx, c, rs, true)
 			})
 			mu.Lock()
 			for _, c := range rest {
@@ -506,8 +515,10 @@ func allUp(rs []probe.Result) bool {
 
 // finish is the one step every completed run passes through, scheduled or
 // run-once: policies that act on a run's results (the path trace of a
-// failing check, for one) belong here so both modes share them.
-func (s *Scheduler) finish(c *probe.Check, rs []probe.Result) {
+// failing check, for one) belong here so both modes share them. once says
+// the run is RunOnce's: a trace then waits for a free trace slot.
+func (s *Scheduler) finish(ctx context.Context, c *probe.Check, rs []probe.Result, once bool) {
+	s.tracer.apply(ctx, c, rs, once)
 	s.opts.Sink(c, rs)
 }
 
