@@ -4,12 +4,8 @@ package probe
 
 import (
 	"context"
-	"fmt"
-	"maps"
 	"net"
-	"sort"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -173,95 +169,3 @@ func (t Target) HostPort() string {
 // ctx (which carries the check's deadline) in every dial and read, and return
 // a classified Result; it never panics on hostile input.
 type ProberFunc func(ctx context.Context, t Target) Result
-
-// KindSpec describes a check kind.
-type KindSpec struct {
-	Name        string
-	Protocol    string // transport label: "tcp" or "udp"
-	DefaultPort int    // 0: a port is required
-	// Transports lists the values the config's `protocol` may take for kinds
-	// with several wire variants, the default first; nil for one variant.
-	Transports []string
-	// TransportPorts overrides DefaultPort per transport (sip over tls: 5061).
-	TransportPorts map[string]int
-	// MinInterval is the default interval floor for kinds whose servers must
-	// not be polled often (NTP); an interval set explicitly in config wins.
-	MinInterval time.Duration
-	// Local kinds watch this host (a listening port, broadcasts arriving)
-	// and connect nowhere: their results say nothing of the way out, so the
-	// site-wide uplink verdict leaves them out.
-	Local  bool
-	Prober ProberFunc
-}
-
-// Outbound reports whether checks of this kind connect out from this host.
-func (s KindSpec) Outbound() bool { return !s.Local }
-
-// Kinds returns the registered check kinds, a copy the caller may change. A
-// new kind is one file in this package and one line in kindTable.
-func Kinds() map[string]KindSpec { return maps.Clone(kindTable()) }
-
-// kindTable is built once and never changed: every run looks its kind up.
-// (A sync.Once rather than sync.OnceValue: a variable initialised from the
-// probers would be an initialisation cycle through tunnelable.)
-func kindTable() map[string]KindSpec {
-	kindsOnce.Do(func() { kindsBuilt = buildKinds() })
-	return kindsBuilt
-}
-
-var (
-	kindsOnce  sync.Once
-	kindsBuilt map[string]KindSpec
-)
-
-func buildKinds() map[string]KindSpec {
-	specs := []KindSpec{
-		{Name: "tcp", Protocol: "tcp", Prober: probeTCP},
-		{Name: "tls", Protocol: "tcp", DefaultPort: 443, Prober: probeTLS},
-		{Name: "udp", Protocol: "udp", Prober: probeUDP},
-		{Name: "ntp", Protocol: "udp", DefaultPort: 123, MinInterval: ntpMinInterval, Prober: probeNTP},
-		{Name: "http", Protocol: "tcp", DefaultPort: 80, Prober: probeHTTP},
-		{Name: "https", Protocol: "tcp", DefaultPort: 443, Prober: probeHTTP},
-		{Name: "ssh", Protocol: "tcp", DefaultPort: 22, Prober: probeSSH},
-		{Name: "smtp", Protocol: "tcp", DefaultPort: 587, Prober: probeSMTP},
-		{Name: "smtps", Protocol: "tcp", DefaultPort: 465, Prober: probeSMTPS},
-		{Name: "imaps", Protocol: "tcp", DefaultPort: 993, Prober: probeIMAPS},
-		{Name: "pop3s", Protocol: "tcp", DefaultPort: 995, Prober: probePOP3S},
-		{Name: "ftp", Protocol: "tcp", DefaultPort: 21, Prober: probeFTP},
-		{Name: "sip", Protocol: "udp", DefaultPort: sipPort, Transports: []string{"udp", "tcp", "tls"}, TransportPorts: map[string]int{"tls": sipsPort}, MinInterval: 5 * time.Minute, Prober: probeSIP},
-		{Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}, Local: true, Prober: probeListen},
-		{Name: "broadcast", Protocol: "udp", Local: true, Prober: probeBroadcast},
-	}
-	m := make(map[string]KindSpec, len(specs))
-	for _, s := range specs {
-		m[s.Name] = s
-	}
-	return m
-}
-
-// ProtocolOf is the transport label ("tcp"/"udp") of a transport variant.
-func ProtocolOf(transport string) string {
-	if transport == "udp" {
-		return "udp"
-	}
-	return "tcp"
-}
-
-// KindNames lists the registered kinds, sorted.
-func KindNames() []string {
-	var names []string
-	for n := range kindTable() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// LookupKind returns the spec of a kind or an error naming the known kinds.
-func LookupKind(name string) (KindSpec, error) {
-	s, ok := kindTable()[name]
-	if !ok {
-		return KindSpec{}, fmt.Errorf("unknown check kind %q (known: %v)", name, KindNames())
-	}
-	return s, nil
-}

@@ -50,6 +50,10 @@ const FamilyProxy = "proxy"
 // ProxyDirect as Check.Proxy turns proxying off, including the environment's.
 const ProxyDirect = "direct"
 
+// ProxyScheme is the one scheme of a proxy URL: an HTTP proxy that takes
+// CONNECT.
+const ProxyScheme = "http"
+
 // proxyMaxHeaderBytes bounds the proxy's answer to CONNECT: a hostile or
 // broken proxy must not make the probe read without end.
 const proxyMaxHeaderBytes = 16 << 10
@@ -313,7 +317,7 @@ func proxyFor(c *Check) (*url.URL, error) {
 	case ProxyDirect:
 		return nil, nil
 	case "":
-		if c.Kind != "http" && c.Kind != "https" {
+		if spec, err := LookupKind(c.Kind); err != nil || !spec.EnvProxy {
 			return nil, nil
 		}
 		// httpproxy, unlike http.ProxyFromEnvironment, reads the variables
@@ -331,7 +335,7 @@ func proxyFor(c *Check) (*url.URL, error) {
 	}
 	raw := c.Proxy
 	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
+		raw = ProxyScheme + "://" + raw
 	}
 	pu, err := url.Parse(raw)
 	if err != nil {
@@ -342,7 +346,7 @@ func proxyFor(c *Check) (*url.URL, error) {
 }
 
 func checkProxyURL(pu *url.URL) (*url.URL, error) {
-	if pu.Scheme != "http" {
+	if pu.Scheme != ProxyScheme {
 		return nil, fmt.Errorf("proxy %s: only http:// proxies are supported, not %s://", pu.Redacted(), pu.Scheme)
 	}
 	if pu.Hostname() == "" {
@@ -365,24 +369,11 @@ func proxyPort(pu *url.URL) int {
 	return 80
 }
 
-// tunnelable reports whether c's kind connects out over TCP: UDP cannot go
-// through CONNECT, and the listen kind never connects at all.
+// tunnelable reports whether c's kind connects out over TCP, as the kind
+// says (KindSpec.Proxyable).
 func tunnelable(c *Check) bool {
-	if c.Kind == "listen" {
-		return false
-	}
-	spec, ok := kindTable()[c.Kind]
-	if !ok {
-		return false
-	}
-	transport := c.Transport
-	if transport == "" && len(spec.Transports) > 0 {
-		transport = spec.Transports[0]
-	}
-	if transport != "" {
-		return ProtocolOf(transport) == "tcp"
-	}
-	return spec.Protocol == "tcp"
+	spec, err := LookupKind(c.Kind)
+	return err == nil && spec.Proxyable(c.Transport)
 }
 
 // viaProxyAddress is the Address of a result obtained through c's proxy:

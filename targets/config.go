@@ -83,6 +83,8 @@ type Config struct {
 	// default of every check that connects out over TCP; "" when not set.
 	Proxy     string
 	proxyLine int
+
+	kinds kindLookup // as decoder.kinds
 }
 
 // Defaults is the defaults: section. Zero values mean "not set".

@@ -93,8 +93,21 @@ func describe(n *yaml.Node) string {
 }
 
 type decoder struct {
-	file string
-	errs *errList
+	file  string
+	errs  *errList
+	kinds kindLookup
+}
+
+// kindLookup finds a kind by name; nil finds the registered kinds
+// (probe.LookupKind). Tests pass kinds of their own, to prove that a new
+// kind needs nothing in this package.
+type kindLookup func(name string) (probe.KindSpec, error)
+
+func (l kindLookup) find(name string) (probe.KindSpec, error) {
+	if l == nil {
+		return probe.LookupKind(name)
+	}
+	return l(name)
 }
 
 func (d *decoder) errorf(line int, format string, args ...any) {
@@ -280,32 +293,32 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 				c.Port = s
 			}
 		},
-		"ports":      func(v *yaml.Node) { portsNode = v },
-		"essential":  func(v *yaml.Node) { c.Essential = d.boolean(v, "essential", where) },
-		"interval":   func(v *yaml.Node) { c.Interval = d.duration(v, "interval", where) },
-		"timeout":    func(v *yaml.Node) { c.Timeout = d.duration(v, "timeout", where) },
-		"ip_family":  func(v *yaml.Node) { c.IPFamily = d.ipFamily(v, where) },
-		"dns_server": func(v *yaml.Node) { c.DNSServer = d.str(v, "dns_server", where) },
-		"tls":        func(v *yaml.Node) { c.TLS = d.tls(v, where, false) },
-		"protocol":   func(v *yaml.Node) { c.Protocol = d.str(v, "protocol", where) },
+		"ports":                  func(v *yaml.Node) { portsNode = v },
+		"essential":              func(v *yaml.Node) { c.Essential = d.boolean(v, "essential", where) },
+		"interval":               func(v *yaml.Node) { c.Interval = d.duration(v, "interval", where) },
+		"timeout":                func(v *yaml.Node) { c.Timeout = d.duration(v, "timeout", where) },
+		"ip_family":              func(v *yaml.Node) { c.IPFamily = d.ipFamily(v, where) },
+		"dns_server":             func(v *yaml.Node) { c.DNSServer = d.str(v, "dns_server", where) },
+		string(probe.OptionsTLS): func(v *yaml.Node) { c.TLS = d.tls(v, where, false) },
+		"protocol":               func(v *yaml.Node) { c.Protocol = d.str(v, "protocol", where) },
 		"source_port": func(v *yaml.Node) {
 			if s, ok := d.portScalar(v, "source_port", where); ok {
 				c.SourcePort = s
 			}
 		},
-		"payload":      func(v *yaml.Node) { c.Payload = d.payload(v, where) },
-		"send":         func(v *yaml.Node) { c.Send = d.send(v, where) },
-		"send_hex":     func(v *yaml.Node) { c.Send = d.sendHex(v, where) },
-		"query":        func(v *yaml.Node) { c.Query = d.str(v, "query", where) },
-		"expect_reply": func(v *yaml.Node) { c.ExpectReply = d.boolean(v, "expect_reply", where) },
-		"ntp":          func(v *yaml.Node) { c.NTP = d.ntp(v, where) },
+		"payload":                func(v *yaml.Node) { c.Payload = d.payload(v, where) },
+		"send":                   func(v *yaml.Node) { c.Send = d.send(v, where) },
+		"send_hex":               func(v *yaml.Node) { c.Send = d.sendHex(v, where) },
+		"query":                  func(v *yaml.Node) { c.Query = d.str(v, "query", where) },
+		"expect_reply":           func(v *yaml.Node) { c.ExpectReply = d.boolean(v, "expect_reply", where) },
+		string(probe.OptionsNTP): func(v *yaml.Node) { c.NTP = d.ntp(v, where) },
 
-		"proxy":         func(v *yaml.Node) { c.Proxy = d.str(v, "proxy", where) },
-		"user":          func(v *yaml.Node) { c.User = d.user(v, where) },
-		"password_file": func(v *yaml.Node) { c.PasswordFile = d.passwordFile(v, where) },
-		"password_env":  func(v *yaml.Node) { c.PasswordEnv = d.passwordEnv(v, where) },
-		"ftp":           func(v *yaml.Node) { c.FTP = d.ftp(v, where) },
-		"broadcast":     func(v *yaml.Node) { c.Broadcast = d.broadcast(v, where) },
+		"proxy":                        func(v *yaml.Node) { c.Proxy = d.str(v, "proxy", where) },
+		"user":                         func(v *yaml.Node) { c.User = d.user(v, where) },
+		"password_file":                func(v *yaml.Node) { c.PasswordFile = d.passwordFile(v, where) },
+		"password_env":                 func(v *yaml.Node) { c.PasswordEnv = d.passwordEnv(v, where) },
+		string(probe.OptionsFTP):       func(v *yaml.Node) { c.FTP = d.ftp(v, where) },
+		string(probe.OptionsBroadcast): func(v *yaml.Node) { c.Broadcast = d.broadcast(v, where) },
 
 		"method":           func(v *yaml.Node) { c.HTTP.Method = d.method(v, where) },
 		"path":             func(v *yaml.Node) { c.HTTP.Path = d.httpPath(v, "path", where) },
@@ -362,7 +375,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		if c.lines["kind"] == 0 {
 			d.errorf(n.Line, "%s has no kind; add kind: (one of: %s)", where, strings.Join(probe.KindNames(), ", "))
 		}
-	} else if k, err := probe.LookupKind(c.Kind); err != nil {
+	} else if k, err := d.kinds.find(c.Kind); err != nil {
 		d.errorf(c.lines["kind"], "unknown kind %q in %s%s", c.Kind, where, suggest(c.Kind, probe.KindNames()))
 	} else {
 		d.kindKeys(&c, k, where)
@@ -524,7 +537,7 @@ func (d *decoder) params(v *yaml.Node, where string, lines map[string]int) map[s
 }
 
 func (d *decoder) config(root *yaml.Node) *Config {
-	c := &Config{Source: d.file}
+	c := &Config{Source: d.file, kinds: d.kinds}
 	d.fields(root, "the top level", nil, map[string]func(v *yaml.Node){
 		"defaults": func(v *yaml.Node) { c.Defaults = d.defaults(v) },
 		"proxy": func(v *yaml.Node) {
@@ -534,9 +547,9 @@ func (d *decoder) config(root *yaml.Node) *Config {
 				c.Proxy = "" // reported; not judged again as a URL
 			}
 		},
-		"tls":      func(v *yaml.Node) { c.TLS = d.tls(v, "", true) },
-		"profiles": func(v *yaml.Node) { c.Profiles = d.profileRefs(v) },
-		"checks":   func(v *yaml.Node) { c.Custom = d.checks(v, false) },
+		string(probe.OptionsTLS): func(v *yaml.Node) { c.TLS = d.tls(v, "", true) },
+		"profiles":               func(v *yaml.Node) { c.Profiles = d.profileRefs(v) },
+		"checks":                 func(v *yaml.Node) { c.Custom = d.checks(v, false) },
 	})
 	return c
 }

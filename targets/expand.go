@@ -323,246 +323,311 @@ func (p *Profile) missing(s *CheckSpec, values map[string]string) []Param {
 	return out
 }
 
+// expansion is one CheckSpec being expanded: where its errors go and how
+// its params are substituted.
+type expansion struct {
+	c    *Config
+	s    *CheckSpec
+	sc   scope
+	errs *errList
+}
+
+// line is the line of key in the spec, or of the spec itself.
+func (e *expansion) line(key string) int { return lineOr(e.s.lines, key, e.s.lines[""]) }
+
+// fail reports a problem with key.
+func (e *expansion) fail(key, format string, args ...any) {
+	e.errs.add(e.sc.file, e.line(key), "%s in %s: %s", key, e.sc.where, fmt.Sprintf(format, args...))
+}
+
+// sub substitutes params; shown is how the value appears in errors, with
+// what it was substituted from.
+func (e *expansion) sub(raw string) (val, shown string) {
+	val = substitute(raw, e.sc.params)
+	if val != raw {
+		return val, fmt.Sprintf("%q (from %q)", val, raw)
+	}
+	return val, strconv.Quote(val)
+}
+
 // expand validates one spec against defaults and params and returns one
-// check per port.
+// check per port. What only some kinds take is built as the kind says
+// (kindOptions); nothing here names a kind.
 func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
-	line := func(key string) int { return lineOr(s.lines, key, s.lines[""]) }
-	fail := func(key, format string, args ...any) {
-		errs.add(sc.file, line(key), "%s in %s: %s", key, sc.where, fmt.Sprintf(format, args...))
-	}
-	// sub substitutes params; shown is how the value appears in errors,
-	// with what it was substituted from.
-	sub := func(raw string) (val, shown string) {
-		val = substitute(raw, sc.params)
-		if val != raw {
-			return val, fmt.Sprintf("%q (from %q)", val, raw)
-		}
-		return val, strconv.Quote(val)
-	}
+	e := &expansion{c: c, s: s, sc: sc, errs: errs}
 	nErrs := len(errs.errs)
 
-	kind, err := probe.LookupKind(s.Kind)
+	kind, err := c.kinds.find(s.Kind)
 	if err != nil {
-		errs.add(sc.file, line("kind"), "%s: %v", sc.where, err)
+		errs.add(sc.file, e.line("kind"), "%s: %v", sc.where, err)
 		return nil
 	}
 	// The protocol: key was checked against the kind when the file was parsed.
-	variant, label, defaultPort, _ := transport(kind, s.Protocol)
-
-	family := firstSet(s.IPFamily, c.Defaults.IPFamily, DefaultIPFamily)
-	host, shown := sub(s.Host)
-	if msg := hostProblem(host, family); msg != "" {
-		fail("host", "%s %s", shown, msg)
+	variant, network, defaultPort, _ := transport(kind, s.Protocol)
+	ck := &probe.Check{
+		Profile:   sc.profile,
+		Name:      s.Name,
+		Kind:      kind.Name,
+		Protocol:  network,
+		Transport: variant,
+		IPFamily:  firstSet(s.IPFamily, c.Defaults.IPFamily, DefaultIPFamily),
 	}
+	ck.Host = e.host(ck.IPFamily)
+	ports := e.ports(kind, defaultPort)
+	ck.Interval, ck.Timeout = e.timing(kind)
+	ck.DNSServer = e.dnsServer()
+	ck.TLS = e.tls()
+	ck.Credentials = e.credentials()
+	ck.SourcePort = e.sourcePort()
+	// A proxy applies only where the kind connects out over TCP (checked
+	// when parsed): the top-level one is the default there, and nowhere else.
+	if kind.Proxyable(variant) {
+		ck.Proxy = e.proxy()
+	}
+	e.kindOptions(kind, ck)
+	ck.Essential, ck.Meta = s.essential()
+	if len(errs.errs) > nErrs {
+		return nil
+	}
+	rng := e.rangeName(ports)
+	out := make([]*probe.Check, 0, len(ports))
+	for _, p := range ports {
+		one := *ck
+		one.Port, one.Range = p, rng
+		out = append(out, &one)
+	}
+	return out
+}
 
-	var ports []int
+func (e *expansion) host(family string) string {
+	host, shown := e.sub(e.s.Host)
+	if msg := hostProblem(host, family); msg != "" {
+		e.fail("host", "%s %s", shown, msg)
+	}
+	return host
+}
+
+// ports are the ports the spec names, or the kind's default port.
+func (e *expansion) ports(kind probe.KindSpec, defaultPort int) []int {
+	s := e.s
 	switch {
 	case s.Port != "":
-		v, shown := sub(s.Port)
-		if p, msg := parsePort(v); msg != "" {
-			fail("port", "%s %s", shown, msg)
-		} else {
-			ports = []int{p}
+		v, shown := e.sub(s.Port)
+		p, msg := parsePort(v)
+		if msg != "" {
+			e.fail("port", "%s %s", shown, msg)
+			return nil
 		}
+		return []int{p}
 	case len(s.Ports) > 0:
-		ports = c.expandPorts(s, sc, sub, errs)
+		return e.c.expandPorts(s, e.sc, e.sub, e.errs)
 	case defaultPort != 0:
-		ports = []int{defaultPort}
-	default:
-		errs.add(sc.file, s.lines[""], "%s has no port, and kind %s has no default port; add port: or ports:", sc.where, kind.Name)
+		return []int{defaultPort}
 	}
+	e.errs.add(e.sc.file, s.lines[""], "%s has no port, and kind %s has no default port; add port: or ports:", e.sc.where, kind.Name)
+	return nil
+}
 
+// rangeName names the checks of one ports: value with more than one port,
+// spelled as written (a list joined with ","), after substitution; "" for
+// one port.
+func (e *expansion) rangeName(ports []int) string {
+	if len(e.s.Ports) == 0 || len(ports) < 2 {
+		return ""
+	}
+	parts := make([]string, len(e.s.Ports))
+	for i, raw := range e.s.Ports {
+		parts[i] = strings.Join(strings.Fields(substitute(raw, e.sc.params)), "")
+	}
+	return strings.Join(parts, ",")
+}
+
+// timing is the check's interval and timeout: set in the check, from
+// defaults:, or the defaults (the kind's for the interval).
+func (e *expansion) timing(kind probe.KindSpec) (interval, timeout time.Duration) {
+	s, d := e.s, e.c.Defaults
 	interval, intervalFrom := s.Interval, "set in the check"
 	if interval == 0 {
-		interval, intervalFrom = c.Defaults.Interval, "from defaults"
+		interval, intervalFrom = d.Interval, "from defaults"
 	}
 	if interval == 0 {
 		interval, intervalFrom = defaultInterval(kind), "the default for kind "+kind.Name
 	}
 	timeout, timeoutFrom := s.Timeout, "set in the check"
 	if timeout == 0 {
-		timeout, timeoutFrom = c.Defaults.Timeout, "from defaults"
+		timeout, timeoutFrom = d.Timeout, "from defaults"
 	}
 	if timeout == 0 {
 		timeout, timeoutFrom = DefaultTimeout, "the default"
 	}
 	if timeout >= interval {
-		ln := lineOr(s.lines, "timeout", line("interval"))
-		errs.add(sc.file, ln, "%s: timeout %s (%s) must be below interval %s (%s); lower the timeout or raise the interval",
-			sc.where, timeout, timeoutFrom, interval, intervalFrom)
+		ln := lineOr(s.lines, "timeout", e.line("interval"))
+		e.errs.add(e.sc.file, ln, "%s: timeout %s (%s) must be below interval %s (%s); lower the timeout or raise the interval",
+			e.sc.where, timeout, timeoutFrom, interval, intervalFrom)
 	}
+	return interval, timeout
+}
 
-	dns := c.Defaults.DNSServer
-	if s.DNSServer != "" {
-		var shown string
-		dns, shown = sub(s.DNSServer)
-		if msg := dnsServerProblem(dns); msg != "" {
-			fail("dns_server", "%s: %s", shown, msg)
-		}
+func (e *expansion) dnsServer() string {
+	if e.s.DNSServer == "" {
+		return e.c.Defaults.DNSServer
 	}
+	dns, shown := e.sub(e.s.DNSServer)
+	if msg := dnsServerProblem(dns); msg != "" {
+		e.fail("dns_server", "%s: %s", shown, msg)
+	}
+	return dns
+}
 
-	tlsOpt := probe.TLSOptions{CAFile: resolvePath(baseDir(c.Source), c.TLS.CAFile), ExpectIssuer: c.TLS.ExpectIssuer}
+// tls is the check's tls: over the global one, field by field.
+func (e *expansion) tls() probe.TLSOptions {
+	c, s := e.c, e.s
+	opt := probe.TLSOptions{CAFile: resolvePath(baseDir(c.Source), c.TLS.CAFile), ExpectIssuer: c.TLS.ExpectIssuer}
 	if s.TLS.CAFile != "" {
-		tlsOpt.CAFile = resolvePath(sc.dir, s.TLS.CAFile)
-		if msg := caFileProblem(tlsOpt.CAFile); msg != "" {
-			errs.add(sc.file, lineOr(s.TLS.lines, "ca_file", line("tls")), "tls.ca_file in %s: %s", sc.where, msg)
+		opt.CAFile = resolvePath(e.sc.dir, s.TLS.CAFile)
+		if msg := caFileProblem(opt.CAFile); msg != "" {
+			e.errs.add(e.sc.file, lineOr(s.TLS.lines, "ca_file", e.line(string(probe.OptionsTLS))), "tls.ca_file in %s: %s", e.sc.where, msg)
 		}
 	}
 	if s.TLS.ServerName != "" {
-		tlsOpt.ServerName, _ = sub(s.TLS.ServerName)
+		opt.ServerName, _ = e.sub(s.TLS.ServerName)
 	}
 	if s.TLS.ExpectIssuer != nil {
-		tlsOpt.ExpectIssuer = s.TLS.ExpectIssuer
+		opt.ExpectIssuer = s.TLS.ExpectIssuer
 	}
+	return opt
+}
 
-	// A proxy applies only where the kind connects out over TCP (checked
-	// when parsed): the top-level one is the default there, and nowhere else.
-	var proxy string
-	if proxyable(kind, variant) {
-		proxy = c.Proxy
-		if s.lines["proxy"] > 0 {
-			v := substitute(s.Proxy, sc.params)
-			switch {
-			case s.Proxy == "":
-				fail("proxy", `is empty; write "direct" for no proxy, or remove proxy: to use the top-level one`)
-			case v == "":
-				// A param left empty: the top-level proxy applies.
-			default:
-				if msg := proxyProblem(v); msg != "" {
-					fail("proxy", "%s %s", proxyShown(v, s.Proxy), msg)
-				}
-				proxy = v
-			}
+// proxy is the check's proxy: over the top-level one.
+func (e *expansion) proxy() string {
+	s := e.s
+	if s.lines["proxy"] == 0 {
+		return e.c.Proxy
+	}
+	v := substitute(s.Proxy, e.sc.params)
+	switch {
+	case s.Proxy == "":
+		e.fail("proxy", `is empty; write "direct" for no proxy, or remove proxy: to use the top-level one`)
+	case v == "":
+		return e.c.Proxy // a param left empty: the top-level proxy applies
+	default:
+		if msg := proxyProblem(v); msg != "" {
+			e.fail("proxy", "%s %s", proxyShown(v, s.Proxy), msg)
 		}
 	}
+	return v
+}
 
-	// Credentials were checked against the kind when parsed; the password
-	// file is only proven readable here, never read.
-	cred := probe.Credentials{User: s.User, PasswordEnv: s.PasswordEnv}
-	if s.PasswordFile != "" {
-		cred.PasswordFile = resolvePath(sc.dir, s.PasswordFile)
+// credentials were checked against the kind when parsed; the password
+// file is only proven readable here, never read.
+func (e *expansion) credentials() probe.Credentials {
+	cred := probe.Credentials{User: e.s.User, PasswordEnv: e.s.PasswordEnv}
+	if e.s.PasswordFile != "" {
+		cred.PasswordFile = resolvePath(e.sc.dir, e.s.PasswordFile)
 		if msg := passwordFileProblem(cred.PasswordFile); msg != "" {
-			fail("password_file", "%s", msg)
+			e.fail("password_file", "%s", msg)
 		}
 	}
+	return cred
+}
 
-	var ftp probe.FTPOptions
-	if kind.Name == "ftp" {
-		ftp = probe.FTPOptions{ExplicitTLS: s.FTP.ExplicitTLS, Path: s.FTP.Path, TrustPASVAddress: s.FTP.TrustPASVAddress}
+func (e *expansion) sourcePort() int {
+	if e.s.SourcePort == "" {
+		return 0
 	}
-	var httpOpt probe.HTTPOptions
-	if kind.Name == "http" || kind.Name == "https" {
-		h := s.HTTP
-		httpOpt = probe.HTTPOptions{
-			Method:       firstSet(h.Method, DefaultHTTPMethod),
-			Path:         firstSet(h.Path, DefaultHTTPPath),
-			ExpectStatus: h.ExpectStatus,
-			MaxRedirects: h.MaxRedirects,
-			NoRedirects:  h.FollowRedirects != nil && !*h.FollowRedirects,
-		}
-		if httpOpt.ExpectStatus == nil {
-			httpOpt.ExpectStatus = DefaultExpectStatus()
-		}
-		if httpOpt.MaxRedirects == 0 && !httpOpt.NoRedirects {
-			httpOpt.MaxRedirects = DefaultMaxRedirects
-		}
+	v, shown := e.sub(e.s.SourcePort)
+	p, msg := parsePort(v)
+	if msg != "" {
+		e.fail("source_port", "%s %s", shown, msg)
 	}
+	return p
+}
 
-	sourcePort := 0
-	if s.SourcePort != "" {
-		v, shown := sub(s.SourcePort)
-		if p, msg := parsePort(v); msg != "" {
-			fail("source_port", "%s %s", shown, msg)
-		} else {
-			sourcePort = p
+// kindOptions fills the options of every option set the kind takes, with
+// their defaults written in, so that what runs is what the check shows.
+func (e *expansion) kindOptions(kind probe.KindSpec, ck *probe.Check) {
+	for _, set := range kind.Options {
+		switch set {
+		case probe.OptionsRequest:
+			ck.UDP = e.request()
+		case probe.OptionsNTP:
+			ck.NTP = e.s.NTP.options()
+		case probe.OptionsFTP:
+			ck.FTP = e.s.FTP.options()
+		case probe.OptionsHTTP:
+			ck.HTTP = e.s.HTTP.options()
+		case probe.OptionsBroadcast:
+			ck.Broadcast = e.s.Broadcast.options()
 		}
 	}
+}
 
-	var udp probe.UDPOptions
-	if kind.Name == "udp" {
-		udp = probe.UDPOptions{
-			Payload:       s.Payload,
-			Send:          s.Send,
-			AcceptSilence: s.ExpectReply != nil && !*s.ExpectReply,
-		}
-		if s.lines["query"] > 0 {
-			var shown string
-			udp.Query, shown = sub(s.Query)
-			if msg := queryProblem(udp.Query); msg != "" {
-				fail("query", "%s %s", shown, msg)
-			}
+// request is the datagram of probe.OptionsRequest.
+func (e *expansion) request() probe.UDPOptions {
+	s := e.s
+	udp := probe.UDPOptions{Payload: s.Payload, Send: s.Send, AcceptSilence: s.ExpectReply != nil && !*s.ExpectReply}
+	if s.lines["query"] > 0 {
+		var shown string
+		udp.Query, shown = e.sub(s.Query)
+		if msg := queryProblem(udp.Query); msg != "" {
+			e.fail("query", "%s %s", shown, msg)
 		}
 	}
-	var ntp probe.NTPOptions
-	if kind.Name == "ntp" {
-		ntp = probe.NTPOptions{Samples: DefaultNTPSamples, MaxRootDistance: DefaultMaxRootDistance}
-		if s.NTP.Samples > 0 {
-			ntp.Samples = s.NTP.Samples
-		}
-		if s.NTP.MaxRootDistance > 0 {
-			ntp.MaxRootDistance = s.NTP.MaxRootDistance
-		}
-	}
+	return udp
+}
 
-	var bcast probe.BroadcastOptions
-	if kind.Name == "broadcast" {
-		bcast.Mode = probe.BroadcastAuto
-		if s.Broadcast.Mode != "" {
-			bcast.Mode = s.Broadcast.Mode
-		}
+func (n NTPSpec) options() probe.NTPOptions {
+	o := probe.NTPOptions{Samples: DefaultNTPSamples, MaxRootDistance: DefaultMaxRootDistance}
+	if n.Samples > 0 {
+		o.Samples = n.Samples
 	}
+	if n.MaxRootDistance > 0 {
+		o.MaxRootDistance = n.MaxRootDistance
+	}
+	return o
+}
 
-	essential := true
-	if s.Essential != nil {
-		essential = *s.Essential
+func (f FTPSpec) options() probe.FTPOptions {
+	return probe.FTPOptions{ExplicitTLS: f.ExplicitTLS, Path: f.Path, TrustPASVAddress: f.TrustPASVAddress}
+}
+
+func (h HTTPSpec) options() probe.HTTPOptions {
+	o := probe.HTTPOptions{
+		Method:       firstSet(h.Method, DefaultHTTPMethod),
+		Path:         firstSet(h.Path, DefaultHTTPPath),
+		ExpectStatus: h.ExpectStatus,
+		MaxRedirects: h.MaxRedirects,
+		NoRedirects:  h.FollowRedirects != nil && !*h.FollowRedirects,
 	}
-	var meta probe.CheckMeta
-	if m := s.Meta; m.Level != "" {
-		essential = m.Essential()
-		meta = probe.CheckMeta{Direction: m.Direction, Level: m.Level, Purpose: strings.Join(strings.Fields(m.Purpose), " "), Source: m.Source.String()}
+	if o.ExpectStatus == nil {
+		o.ExpectStatus = DefaultExpectStatus()
 	}
-	if len(errs.errs) > nErrs {
-		return nil
+	if o.MaxRedirects == 0 && !o.NoRedirects {
+		o.MaxRedirects = DefaultMaxRedirects
 	}
-	// Range names the checks of one ports: value with more than one port,
-	// spelled as written (a list joined with ","), after substitution.
-	rng := ""
-	if len(s.Ports) > 0 && len(ports) > 1 {
-		parts := make([]string, len(s.Ports))
-		for i, raw := range s.Ports {
-			parts[i] = strings.Join(strings.Fields(substitute(raw, sc.params)), "")
-		}
-		rng = strings.Join(parts, ",")
+	return o
+}
+
+func (b BroadcastSpec) options() probe.BroadcastOptions {
+	return probe.BroadcastOptions{Mode: firstSet(b.Mode, probe.BroadcastAuto)}
+}
+
+// options is what a check's sections say, before params and files are
+// looked at: what a kind's conditions (probe.Condition) are judged on when
+// the file is parsed.
+func (c *CheckSpec) options(variant string) *probe.Check {
+	return &probe.Check{Kind: c.Kind, Transport: variant, NTP: c.NTP.options(), FTP: c.FTP.options(),
+		HTTP: c.HTTP.options(), Broadcast: c.Broadcast.options()}
+}
+
+// essential and meta: what a profile's level says, else essential: (true
+// when not set).
+func (c *CheckSpec) essential() (bool, probe.CheckMeta) {
+	m := c.Meta
+	if m.Level == "" {
+		return c.Essential == nil || *c.Essential, probe.CheckMeta{}
 	}
-	out := make([]*probe.Check, 0, len(ports))
-	for _, p := range ports {
-		out = append(out, &probe.Check{
-			Profile:     sc.profile,
-			Name:        s.Name,
-			Kind:        kind.Name,
-			Host:        host,
-			Port:        p,
-			Protocol:    label,
-			Transport:   variant,
-			IPFamily:    family,
-			Essential:   essential,
-			Interval:    interval,
-			Timeout:     timeout,
-			DNSServer:   dns,
-			Range:       rng,
-			SourcePort:  sourcePort,
-			Proxy:       proxy,
-			Credentials: cred,
-			TLS:         tlsOpt,
-			UDP:         udp,
-			NTP:         ntp,
-			FTP:         ftp,
-			HTTP:        httpOpt,
-			Broadcast:   bcast,
-			Meta:        meta,
-		})
-	}
-	return out
+	return m.Essential(), probe.CheckMeta{Direction: m.Direction, Level: m.Level, Purpose: strings.Join(strings.Fields(m.Purpose), " "), Source: m.Source.String()}
 }
 
 // expandPorts turns the ports: items into a sorted-as-written, repeat-free list.

@@ -2,6 +2,7 @@ package targets
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -83,27 +84,38 @@ func protocolHint(k probe.KindSpec, protocol string, kinds map[string]probe.Kind
 	return fmt.Sprintf("; protocol: chooses the transport only for kind %s", orList(multi))
 }
 
-// bindsSourcePort says whether a check may set source_port: only the UDP
-// requesters, because some firewalls pass NTP (and SIP) only from the
-// well-known port. A TCP client's port is ephemeral by nature, and the
-// other kinds have no request of their own to send.
-func bindsSourcePort(kind, variant string) bool {
-	switch kind {
-	case "udp", "ntp":
-		return true
-	case "sip":
-		return variant == "udp"
+// sections are the option sets written as a section of their own (ftp:
+// {...}), with the keys each takes; the other sets' keys sit in the check.
+func sections() map[probe.OptionSet][]string {
+	return map[probe.OptionSet][]string{
+		probe.OptionsNTP:       {"samples", "max_root_distance"},
+		probe.OptionsFTP:       {"explicit_tls", "trust_pasv_address", "path"},
+		probe.OptionsBroadcast: {"mode"},
 	}
-	return false
 }
 
-// sourcePortRefusal completes "source_port in <check>: " for a check that
-// cannot bind its source port.
-func sourcePortRefusal(kind, variant string) string {
-	if kind == "sip" {
-		return fmt.Sprintf("kind sip binds a source port only with protocol: udp, and this check uses %s", variant)
+// refuseOthers reports each of the keys of set that a check sets while its
+// kind does not take set, saying which kinds do.
+func (d *decoder) refuseOthers(c *CheckSpec, k probe.KindSpec, set probe.OptionSet, keys []string, where string) {
+	if k.Takes(set) {
+		return
 	}
-	return fmt.Sprintf("kind %s does not bind a source port; only kinds udp, ntp and sip (over udp) do", kind)
+	for _, key := range keys {
+		if ln := c.lines[key]; ln > 0 {
+			d.errorf(ln, "%s in %s: %s %s; this check is kind %s%s", key, where, probe.OnlyKindsTake(set), key, k.Name, sectionHint(k, key))
+		}
+	}
+}
+
+// sectionHint points a key that belongs in one of the kind's sections
+// there: "; for kind ftp write ftp: {path: ...}".
+func sectionHint(k probe.KindSpec, key string) string {
+	for set, keys := range sections() {
+		if k.Takes(set) && slices.Contains(keys, key) {
+			return fmt.Sprintf("; for kind %s write %s: {%s: ...}", k.Name, set, key)
+		}
+	}
+	return ""
 }
 
 // kindKeys checks the keys that depend on the kind, once it is known.
@@ -111,30 +123,25 @@ func (d *decoder) kindKeys(c *CheckSpec, k probe.KindSpec, where string) {
 	variant, _, _, msg := transport(k, c.Protocol)
 	if msg != "" {
 		d.errorf(c.lines["protocol"], "protocol in %s: %s%s", where, msg, protocolHint(k, c.Protocol, probe.Kinds()))
-	} else if ln := c.lines["source_port"]; ln > 0 && !bindsSourcePort(k.Name, variant) {
-		d.errorf(ln, "source_port in %s: %s", where, sourcePortRefusal(k.Name, variant))
+	} else if ln := c.lines["source_port"]; ln > 0 && !k.BindsSourcePort(variant) {
+		d.errorf(ln, "source_port in %s: %s", where, k.SourcePortRefusal(variant))
 	}
 
-	if k.Name == "udp" {
-		d.udpRequest(c, where)
-	} else {
-		for _, key := range udpRequestKeys() {
-			if ln := c.lines[key]; ln > 0 {
-				d.errorf(ln, "%s in %s: only kind udp takes %s; this check is kind %s", key, where, key, k.Name)
-			}
+	if k.Takes(probe.OptionsRequest) {
+		d.udpRequest(c, k, where)
+	}
+	d.refuseOthers(c, k, probe.OptionsRequest, udpRequestKeys(), where)
+	for _, set := range slices.Sorted(maps.Keys(sections())) {
+		if ln := c.lines[string(set)]; ln > 0 && !k.Takes(set) {
+			d.errorf(ln, "%s in %s: %s %s: options; this check is kind %s", set, where, probe.OnlyKindsTake(set), set, k.Name)
 		}
-	}
-	if ln := c.lines["ntp"]; ln > 0 && k.Name != "ntp" {
-		d.errorf(ln, "ntp in %s: only kind ntp takes ntp: options; this check is kind %s", where, k.Name)
-	}
-	if ln := c.lines["broadcast"]; ln > 0 && k.Name != "broadcast" {
-		d.errorf(ln, "broadcast in %s: only kind broadcast takes broadcast: options; this check is kind %s", where, k.Name)
 	}
 	d.optionKeys(c, k, variant, msg == "", where)
 }
 
-// udpRequest checks that a udp check says what to send, in one way only.
-func (d *decoder) udpRequest(c *CheckSpec, where string) {
+// udpRequest checks that a check that sends a datagram says what to send,
+// in one way only.
+func (d *decoder) udpRequest(c *CheckSpec, k probe.KindSpec, where string) {
 	var set []string
 	for _, key := range []string{"payload", "send", "send_hex"} {
 		if c.lines[key] > 0 {
@@ -143,8 +150,8 @@ func (d *decoder) udpRequest(c *CheckSpec, where string) {
 	}
 	sort.Slice(set, func(i, j int) bool { return c.lines[set[i]] < c.lines[set[j]] })
 	if len(set) == 0 {
-		d.errorf(c.lines[""], "%s of kind udp needs what to send: payload: (%s), send: (text) or send_hex: (bytes in hex)",
-			where, orList(udpPayloads()))
+		d.errorf(c.lines[""], "%s of kind %s needs what to send: payload: (%s), send: (text) or send_hex: (bytes in hex)",
+			where, k.Name, orList(udpPayloads()))
 	}
 	for _, key := range set[min(1, len(set)):] {
 		d.errorf(c.lines[key], "%s sets both %s (line %d) and %s; use one of payload, send or send_hex",

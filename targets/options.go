@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -15,123 +14,54 @@ import (
 )
 
 // The keys of this file: proxy (every kind that connects out over TCP),
-// credentials (the kinds that log in), ftp: (kind ftp) and the http keys
-// (kinds http and https). Which kind takes which key is checked in
+// credentials (the kinds that log in), ftp: and the http keys. Which kind
+// takes which key is the kind's to say (probe.KindSpec) and is checked in
 // optionKeys, when the file is parsed; values that may hold ${param}
 // (proxy) and files (password_file) are checked when the check is
 // expanded.
 
-// loginKinds are the kinds that take user, password_file and password_env.
-func loginKinds() []string { return []string{"ftp", "smtp", "smtps", "imaps", "pop3s"} }
+// loginKeys are the keys of probe.OptionsLogin.
+func loginKeys() []string { return []string{"user", "password_file", "password_env"} }
 
-// httpKeys are the keys only the http and https kinds take.
+// httpKeys are the keys of probe.OptionsHTTP.
 func httpKeys() []string {
 	return []string{"method", "path", "expect_status", "max_redirects", "follow_redirects"}
-}
-
-// proxyable says whether a check connects out over TCP and so may go
-// through an HTTP CONNECT proxy: as probe decides, UDP cannot be tunnelled
-// and the listen kind connects to nothing.
-func proxyable(k probe.KindSpec, variant string) bool {
-	if k.Name == "listen" {
-		return false
-	}
-	if variant != "" {
-		return probe.ProtocolOf(variant) == "tcp"
-	}
-	return k.Protocol == "tcp"
-}
-
-// proxyRefusal completes "proxy in <check>: " for a check that cannot use
-// a proxy.
-func proxyRefusal(k probe.KindSpec, variant string) string {
-	switch {
-	case k.Name == "listen":
-		return "kind listen waits for inbound connections and connects to nothing, so a proxy does not apply"
-	case len(k.Transports) > 0:
-		var tcp []string
-		for _, t := range k.Transports {
-			if probe.ProtocolOf(t) == "tcp" {
-				tcp = append(tcp, t)
-			}
-		}
-		return fmt.Sprintf("kind %s goes through a proxy only with protocol: %s, and this check uses %s", k.Name, orList(tcp), variant)
-	}
-	return fmt.Sprintf("kind %s does not connect over TCP, so it cannot go through an HTTP proxy", k.Name)
-}
-
-// tlsKindsNote lists, for errors, the kinds whose checks take tls:.
-const tlsKindsNote = "tls, https, http (for redirects to https), smtp (STARTTLS), smtps, imaps, pop3s, " +
-	"ftp (with ftp: {explicit_tls: true}) and sip (with protocol: tls)"
-
-// tlsRefusal completes "tls in <check>: " for a check that does not speak
-// TLS, or is "" when it does. http is included because it follows
-// redirects to https with the check's TLS options.
-func tlsRefusal(kind, variant string, explicitTLS bool) string {
-	switch kind {
-	case "tls", "https", "http", "smtp", "smtps", "imaps", "pop3s":
-		return ""
-	case "ftp":
-		if explicitTLS {
-			return ""
-		}
-		return "kind ftp speaks TLS only with ftp: {explicit_tls: true}"
-	case "sip":
-		if variant == "tls" {
-			return ""
-		}
-		return fmt.Sprintf("kind sip speaks TLS only with protocol: tls, and this check uses %s", variant)
-	}
-	return fmt.Sprintf("kind %s does not speak TLS; a check's tls: applies only to kinds %s", kind, tlsKindsNote)
 }
 
 // optionKeys checks the keys of this file against the check's kind.
 // variantOK is false when the protocol: was refused, so that the
 // transport is not known.
 func (d *decoder) optionKeys(c *CheckSpec, k probe.KindSpec, variant string, variantOK bool, where string) {
-	if ln := c.lines["proxy"]; ln > 0 && variantOK && !proxyable(k, variant) {
-		d.errorf(ln, "proxy in %s: %s", where, proxyRefusal(k, variant))
+	if ln := c.lines["proxy"]; ln > 0 && variantOK && !k.Proxyable(variant) {
+		d.errorf(ln, "proxy in %s: %s", where, k.ProxyRefusal(variant))
 	}
-	if ln := c.lines["tls"]; ln > 0 && variantOK {
-		if msg := tlsRefusal(k.Name, variant, c.FTP.ExplicitTLS); msg != "" {
-			d.errorf(ln, "tls in %s: %s", where, msg)
+	if ln := c.lines[string(probe.OptionsTLS)]; ln > 0 && variantOK {
+		if msg := k.TLSRefusal(c.options(variant)); msg != "" {
+			d.errorf(ln, "%s in %s: %s", probe.OptionsTLS, where, msg)
 		}
 	}
 
-	if slices.Contains(loginKinds(), k.Name) {
-		d.credentials(c, k.Name, where)
+	if k.Takes(probe.OptionsLogin) {
+		d.credentials(c, k, where)
 	} else {
-		for _, key := range []string{"user", "password_file", "password_env"} {
+		for _, key := range loginKeys() {
 			if ln := c.lines[key]; ln > 0 {
-				d.errorf(ln, "%s in %s: only kinds %s log in; this check is kind %s", key, where, orList(loginKinds()), k.Name)
+				d.errorf(ln, "%s in %s: only kinds %s log in; this check is kind %s", key, where, orList(probe.KindsTaking(probe.OptionsLogin)), k.Name)
 			}
 		}
 	}
 
-	if ln := c.lines["ftp"]; ln > 0 && k.Name != "ftp" {
-		d.errorf(ln, "ftp in %s: only kind ftp takes ftp: options; this check is kind %s", where, k.Name)
-	}
-
-	if k.Name == "http" || k.Name == "https" {
+	if k.Takes(probe.OptionsHTTP) {
 		if ln := c.lines["max_redirects"]; ln > 0 && c.HTTP.FollowRedirects != nil && !*c.HTTP.FollowRedirects {
 			d.errorf(ln, "max_redirects in %s: follow_redirects is false (line %d), so no redirect is followed; drop one of them",
 				where, c.lines["follow_redirects"])
 		}
-		return
 	}
-	for _, key := range httpKeys() {
-		if ln := c.lines[key]; ln > 0 {
-			hint := ""
-			if key == "path" && k.Name == "ftp" {
-				hint = "; for kind ftp write ftp: {path: ...}"
-			}
-			d.errorf(ln, "%s in %s: only kinds http and https take %s; this check is kind %s%s", key, where, key, k.Name, hint)
-		}
-	}
+	d.refuseOthers(c, k, probe.OptionsHTTP, httpKeys(), where)
 }
 
 // credentials checks that a login names one place for its password.
-func (d *decoder) credentials(c *CheckSpec, kind, where string) {
+func (d *decoder) credentials(c *CheckSpec, k probe.KindSpec, where string) {
 	file, env := c.lines["password_file"], c.lines["password_env"]
 	if file > 0 && env > 0 {
 		first, second := "password_file", "password_env"
@@ -145,10 +75,10 @@ func (d *decoder) credentials(c *CheckSpec, kind, where string) {
 			d.errorf(ln, "%s in %s needs user: as well (the login name)", key, where)
 		}
 	}
-	// An ftp user may have no password (some servers ask for none); the
-	// mail kinds always send one.
-	if ln := c.lines["user"]; ln > 0 && kind != "ftp" && file == 0 && env == 0 {
-		d.errorf(ln, "user in %s: kind %s logs in only with a password; add password_file: or password_env:", where, kind)
+	// Some kinds may log in without a password (an ftp server may ask for
+	// none); the others always send one.
+	if ln := c.lines["user"]; ln > 0 && !k.PasswordOptional && file == 0 && env == 0 {
+		d.errorf(ln, "user in %s: kind %s logs in only with a password; add password_file: or password_env:", where, k.Name)
 	}
 }
 
@@ -399,9 +329,9 @@ func proxyProblem(s string) string {
 	switch {
 	case err != nil:
 		return "is not a valid URL; write http://[user:pass@]host:port"
-	case u.Scheme != "http":
+	case u.Scheme != probe.ProxyScheme:
 		hint := ""
-		if u.Scheme == "https" {
+		if u.Scheme == probe.ProxyScheme+"s" {
 			hint = "; a proxy that carries HTTPS is itself usually reached with http://"
 		}
 		return fmt.Sprintf("uses %s://, but only http:// proxies (HTTP CONNECT) are supported%s", u.Scheme, hint)
