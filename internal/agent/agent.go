@@ -133,9 +133,12 @@ func (a *Agent) run(ctx context.Context, c *probe.Check) []probe.Result {
 }
 
 func (a *Agent) record(c *probe.Check, rs []probe.Result) {
-	a.store.Put(c, rs)
+	prev, ok := a.store.Put(c, rs)
 	a.metrics.Record(c, rs)
 	a.uplink.Resolvers.Observe(rs, a.uplink.Results)
+	if ok {
+		logChanges(a.logger, c, prev, rs, time.Now())
+	}
 	for _, r := range rs {
 		if !r.Up {
 			a.logger.Debug("check failed", "check", c.Name, "profile", c.Profile, "host", c.Host, "port", c.Port,

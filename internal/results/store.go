@@ -115,9 +115,10 @@ func (s *Store) SetChecks(checks []*probe.Check) {
 	s.gen++
 }
 
-// Put stores the results of one run of c. Results for a check that is not
-// configured (a run that finished after a reload removed it) are dropped.
-func (s *Store) Put(c *probe.Check, rs []probe.Result) {
+// Put stores the results of one run of c and returns the entry as it was
+// before (to tell what changed). Results for a check that is not configured
+// (a run that finished after a reload removed it) are dropped: ok is false.
+func (s *Store) Put(c *probe.Check, rs []probe.Result) (prev Entry, ok bool) {
 	// Copy and never modify in place, so that snapshots can share the slice.
 	stored := slices.Clone(rs)
 	if stored == nil {
@@ -127,8 +128,9 @@ func (s *Store) Put(c *probe.Check, rs []probe.Result) {
 	defer s.mu.Unlock()
 	e, ok := s.byID[c.ID()]
 	if !ok {
-		return
+		return Entry{}, false
 	}
+	prev = *e
 	now := s.now()
 	o := OutcomeOf(now, stored)
 	if last, ran := e.Outcome(); !ran || last.Up != o.Up || last.Reason != o.Reason {
@@ -140,6 +142,7 @@ func (s *Store) Put(c *probe.Check, rs []probe.Result) {
 	history := make([]Outcome, 0, len(keep)+1)
 	e.History = append(append(history, keep...), o)
 	e.Results, e.Updated = stored, now
+	return prev, true
 }
 
 // Snapshot returns every configured check in config order; checks that have

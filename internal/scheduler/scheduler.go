@@ -37,6 +37,10 @@ const (
 	DefaultRangeSample    = 8
 	DefaultInterval       = time.Minute
 	DefaultStopTimeout    = 10 * time.Second
+	// DefaultFirstRunSpread is the window over which first runs are spread
+	// after a start (or when a reload adds a check), so the agent is ready
+	// within seconds rather than after a whole interval.
+	DefaultFirstRunSpread = 5 * time.Second
 )
 
 // MaxBackoff caps a throttled check's interval at this multiple of its
@@ -60,6 +64,10 @@ type Options struct {
 	RangeSample int
 	// StopTimeout bounds how long Stop waits for probes in flight.
 	StopTimeout time.Duration
+	// FirstRunSpread is the window the first runs are spread over (default
+	// 5s, at most the interval). A range group's first run sweeps every
+	// port, a sample after another; later runs follow the regular schedule.
+	FirstRunSpread time.Duration
 	// Run probes one check (probe.Run in production). It must honour ctx.
 	Run func(ctx context.Context, c *probe.Check) []probe.Result
 	// Sink receives the results of every completed run (the results store
@@ -107,9 +115,11 @@ type job struct {
 	overruns atomic.Uint64
 
 	// Guarded by Scheduler.mu.
-	cursor int  // the range member the next sample starts at
-	factor int  // interval multiplier while a server asks to back off; 1 normally
-	halted bool // a server asked to stop; only a changed configuration restarts it
+	first  bool      // the next run is the first: soon after arming, every member
+	phase  time.Time // the regular schedule's first slot, at the check's offset in its interval
+	cursor int       // the range member the next sample starts at
+	factor int       // interval multiplier while a server asks to back off; 1 normally
+	halted bool      // a server asked to stop; only a changed configuration restarts it
 }
 
 // New returns a scheduler; nothing runs before Start.
@@ -128,6 +138,9 @@ func New(opts Options) *Scheduler {
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = DefaultStopTimeout
+	}
+	if opts.FirstRunSpread <= 0 {
+		opts.FirstRunSpread = DefaultFirstRunSpread
 	}
 	if opts.Run == nil {
 		opts.Run = probe.Run
@@ -340,10 +353,14 @@ func (s *Scheduler) Throttled(id string) (factor int, stopped bool) {
 	return j.factor, j.halted
 }
 
-// armLocked schedules the first run of j at its offset from now.
+// armLocked schedules the first run of j soon, at its offset within the
+// first-run spread; the regular schedule then continues at its offset within
+// the interval, so checks stay spread over it.
 func (s *Scheduler) armLocked(j *job, now time.Time) {
 	j.ctx, j.cancel = context.WithCancel(s.ctx)
-	j.next = now.Add(Offset(j.id, j.interval))
+	j.first = true
+	j.phase = now.Add(Offset(j.id, j.interval))
+	j.next = now.Add(Offset(j.id, min(j.interval, s.opts.FirstRunSpread)))
 	j.timer = time.AfterFunc(time.Until(j.next), func() { s.fire(j) })
 }
 
@@ -355,6 +372,13 @@ func (s *Scheduler) removeLocked(j *job) {
 	if j.cancel != nil {
 		j.cancel()
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // sampleLocked returns the members the next run probes and advances the
@@ -382,11 +406,28 @@ func (s *Scheduler) fire(j *job) {
 		return
 	}
 	s.inflight.Add(1)
-	sample, ctx, slot := j.sampleLocked(s.opts.RangeSample), j.ctx, j.next
+	first, ctx, slot := j.first, j.ctx, j.next
+	j.first = false
+	var samples [][]*probe.Check
+	if first {
+		// Every member once, a sample after another: readiness needs a
+		// result for every port, and at most a sample is in flight.
+		for i := 0; i < len(j.members); i += s.opts.RangeSample {
+			samples = append(samples, j.members[i:min(i+s.opts.RangeSample, len(j.members))])
+		}
+	} else {
+		samples = [][]*probe.Check{j.sampleLocked(s.opts.RangeSample)}
+	}
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
-	throttle := s.runSample(ctx, sample)
+	throttle := probe.ThrottleNone
+	for _, sample := range samples {
+		if ctx.Err() != nil {
+			break
+		}
+		throttle = max(throttle, s.runSample(ctx, sample))
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -407,8 +448,23 @@ func (s *Scheduler) fire(j *job) {
 		j.factor = 1
 	}
 	period := j.interval * time.Duration(j.factor)
-	// Skip every slot that passed while this run was waiting or running.
 	now := time.Now()
+	if first {
+		// On to the regular schedule: its first slot after now (and, when
+		// a server asked to back off, at least a period after this run's
+		// slot). Slots that passed during the first run are no overrun.
+		earliest := now
+		if j.factor > 1 {
+			earliest = later(now, slot.Add(period))
+		}
+		j.next = j.phase
+		if j.next.Before(earliest) {
+			j.next = j.next.Add((earliest.Sub(j.next)/period + 1) * period)
+		}
+		j.timer.Reset(time.Until(j.next))
+		return
+	}
+	// Skip every slot that passed while this run was waiting or running.
 	missed := uint64(0)
 	if now.After(slot) {
 		missed = uint64(now.Sub(slot) / period)
