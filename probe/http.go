@@ -221,7 +221,14 @@ func probeHTTP(ctx context.Context, t Target) Result {
 	n, bodyErr := io.Copy(io.Discard, io.LimitReader(resp.Body, httpMaxBody))
 	resp.Body.Close()
 	p.record(&r)
+	return p.judge(r, resp, n, bodyErr, method, u, expect)
+}
 
+// judge turns the final response into the verdict: status against expect,
+// a proxy's own refusal, the body read's error, and the detail. It reads
+// nothing from the network (the fuzz target FuzzHTTPResponse drives it).
+func (p *httpProbe) judge(r Result, resp *http.Response, n int64, bodyErr error, method string, u *url.URL, expect [][2]int) Result {
+	t, o := p.t, p.t.Check.HTTP
 	facts := &HTTPFacts{StatusCode: resp.StatusCode, Redirects: p.redirects, BodyBytes: n}
 	if p.redirects > 0 {
 		facts.FinalURL = resp.Request.URL.Redacted()

@@ -198,18 +198,28 @@ func cleanText[T string | []byte](b T, limit int) string {
 type scrubber struct {
 	short []string            // forms under 4 bytes: only whole occurrences
 	grams map[string]struct{} // every 4-byte piece of the longer forms
+	mark  string              // what replaces a redacted span
 }
 
 // scrubMin is the shortest run of a password that is redacted on its own.
 const scrubMin = 4
 
+// redactedMark replaces a redacted span, unless the password itself could
+// show through it (see newScrubber).
 const redactedMark = "[redacted]"
+
+// scrubMarks are the marks tried in order: the first that holds no piece of
+// the password and whose first and last bytes occur in no form of it, so
+// that no run of the password can form across its edges either.
+var scrubMarks = []string{redactedMark, "<redacted>", "[***]", "<***>", "{***}", "(...)"}
 
 func newScrubber(forms ...string) *scrubber {
 	sc := &scrubber{grams: map[string]struct{}{}}
+	var all []string
 	for _, f := range forms {
 		switch {
 		case f == "":
+			continue
 		case len(f) < scrubMin:
 			sc.short = append(sc.short, f)
 		default:
@@ -217,18 +227,53 @@ func newScrubber(forms ...string) *scrubber {
 				sc.grams[f[i:i+scrubMin]] = struct{}{}
 			}
 		}
+		all = append(all, f)
 	}
-	if len(sc.short) == 0 && len(sc.grams) == 0 {
+	if len(all) == 0 {
 		return nil
 	}
-	return sc
+	for _, m := range scrubMarks {
+		if sc.marks(m) == nil && !strings.ContainsAny(strings.Join(all, ""), m[:1]+m[len(m)-1:]) {
+			sc.mark = m
+			break
+		}
+	}
+	return sc // no safe mark: spans are cut out (mark "")
 }
 
-// scrub returns text with every marked span replaced by one "[redacted]".
+// scrub returns text with every run of the password replaced by the mark.
 func (sc *scrubber) scrub(text string) string {
 	if sc == nil {
 		return text
 	}
+	// With an empty mark, cutting a span out can join two pieces into a
+	// new run: repeat until none is left (each pass shortens the text).
+	for {
+		mark := sc.marks(text)
+		if mark == nil {
+			return text
+		}
+		var sb strings.Builder
+		for i := 0; i < len(text); i++ {
+			if !mark[i] {
+				sb.WriteByte(text[i])
+				continue
+			}
+			sb.WriteString(sc.mark)
+			for i+1 < len(text) && mark[i+1] {
+				i++
+			}
+		}
+		text = sb.String()
+		if sc.mark != "" {
+			return text
+		}
+	}
+}
+
+// marks flags the bytes of text that belong to a run of the password, nil
+// when there is none.
+func (sc *scrubber) marks(text string) []bool {
 	var mark []bool
 	set := func(i, n int) {
 		if mark == nil {
@@ -255,21 +300,7 @@ func (sc *scrubber) scrub(text string) string {
 			i += j + len(f)
 		}
 	}
-	if mark == nil {
-		return text
-	}
-	var sb strings.Builder
-	for i := 0; i < len(text); i++ {
-		if !mark[i] {
-			sb.WriteByte(text[i])
-			continue
-		}
-		sb.WriteString(redactedMark)
-		for i+1 < len(text) && mark[i+1] {
-			i++
-		}
-	}
-	return sb.String()
+	return mark
 }
 
 // foreignGreetings are the first words of other protocols' servers.

@@ -113,7 +113,7 @@ func (l *mailLogin) redact(r Result) Result {
 	}
 	for _, s := range l.secrets {
 		if s != "" {
-			r.Detail = strings.ReplaceAll(r.Detail, s, redactedMark)
+			r.Detail = strings.ReplaceAll(r.Detail, s, l.sc.mark)
 		}
 	}
 	return r

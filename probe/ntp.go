@@ -169,7 +169,7 @@ func (c *ntpConn) Read(b []byte) (int, error) {
 			}
 			return 0, &DialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(c.begin)}
 		}
-		if n >= ntpHeaderLen && bytes.Equal(b[24:32], c.xmit[:]) {
+		if ntpAnswers(b[:n], c.xmit) {
 			return n, nil
 		}
 		c.strays++
@@ -177,6 +177,12 @@ func (c *ntpConn) Read(b []byte) (int, error) {
 			return 0, strayError(c.strays, time.Since(c.begin))
 		}
 	}
+}
+
+// ntpAnswers reports whether datagram b answers the query whose transmit
+// timestamp was xmit: a full header whose origin timestamp echoes it.
+func ntpAnswers(b []byte, xmit [8]byte) bool {
+	return len(b) >= ntpHeaderLen && bytes.Equal(b[24:32], xmit[:])
 }
 
 // SetDeadline keeps a cancelled query from waiting on: the ntp package sets
