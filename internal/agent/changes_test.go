@@ -42,6 +42,27 @@ func (b *logBuffer) lines(msg string) []string {
 	return out
 }
 
+// runAgent starts an agent that runs until the test ends.
+func runAgent(t *testing.T, opts Options) *Agent {
+	t.Helper()
+	a, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("the agent did not stop within 15s")
+		}
+	})
+	return a
+}
+
 func TestLogChangesOncePerChange(t *testing.T) {
 	var logs logBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -114,17 +135,7 @@ func TestAgentLogsVerdictChanges(t *testing.T) {
 	}
 	var logs logBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := New(Options{ConfigFile: cfg, ListenAddrs: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	a := runAgent(t, Options{ConfigFile: cfg, ListenAddrs: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, Logger: logger})
 	ranOnce := func() bool {
 		for _, e := range a.store.Snapshot() {
 			return e.Ran()
@@ -173,18 +184,8 @@ checks:
 		t.Fatal(err)
 	}
 	webPort := freePort(t)
-	a, err := New(Options{ConfigFile: cfg, ListenAddrs: []string{fmt.Sprintf("127.0.0.1:%d", webPort)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	began := time.Now()
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	a := runAgent(t, Options{ConfigFile: cfg, ListenAddrs: []string{fmt.Sprintf("127.0.0.1:%d", webPort)}})
 	// 5s of first-run spread plus 12 paced range ports; 20s leaves a loaded
 	// machine margin and is far from the 10 minutes of the interval.
 	waitFor(t, 20*time.Second, "/-/ready", func() bool {

@@ -377,3 +377,23 @@ func TestStreamPrintsRowsAsChecksFinish(t *testing.T) {
 		t.Errorf("no dim NOT RUN or red NOT READY:\n%q", buf.String())
 	}
 }
+
+// The profile line says where a traced failure stopped.
+func TestProfileLineNamesWhereItStopped(t *testing.T) {
+	api := &probe.Check{Profile: "clover", Name: "api", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true}
+	ntp := &probe.Check{Profile: "clover", Name: "ntp", Kind: "ntp", Host: "pool.ntp.org", Port: 123, Protocol: "udp", Essential: true}
+	fw := &probe.Check{Profile: "clover", Name: "fw", Kind: "tcp", Host: "h", Port: 8443, Protocol: "tcp", Essential: true}
+	results := []probe.Result{
+		{Check: api, Reason: probe.ReasonRejected, Path: &probe.Path{Location: probe.PathGateway, Hop: 1, Address: "192.168.1.1", Rejected: true}},
+		{Check: ntp, Reason: probe.ReasonNoReply, Path: &probe.Path{Location: probe.PathUpstream, Hop: 2, Address: "198.51.100.9"}},
+		{Check: fw, Reason: probe.ReasonTimeout, Path: &probe.Path{Location: probe.PathThisHost}},
+	}
+	s := NewReport(Outcome{Results: results}, nil).Summary()
+	want := []string{"api 443/tcp rejected by 192.168.1.1", "ntp 123/udp no_reply after hop 2 (198.51.100.9)", "fw 8443/tcp timeout by this host"}
+	if !reflect.DeepEqual(s.Profiles[0].Failing, want) {
+		t.Errorf("failing %q\nwant    %q", s.Profiles[0].Failing, want)
+	}
+	if line := profileLine(s.Profiles[0], false); line != "clover: NOT READY (3 of 3 essential checks fail: "+strings.Join(want, ", ")+")" {
+		t.Errorf("line %q", line)
+	}
+}

@@ -165,9 +165,32 @@ func (r *Report) describeFailure(cs *checkSummary) string {
 	}
 	s := fmt.Sprintf("%s %s/%s %s", cs.name, ports, c.Protocol, strings.Join(reasons, ","))
 	if c.Range != "" {
-		s += fmt.Sprintf(" (%d of %d ports)", len(failedPorts), len(allPorts))
+		return s + fmt.Sprintf(" (%d of %d ports)", len(failedPorts), len(allPorts))
+	}
+	for _, res := range cs.results {
+		if b := pathBrief(res.Path); b != "" && !res.Up {
+			return s + " " + b
+		}
 	}
 	return s
+}
+
+// pathBrief says in a few words where a traced failure stopped: "by
+// 192.168.1.1" (a device rejected it), "after hop 2 (198.51.100.9)" (a
+// silent drop beyond the last device that answered), "by this host"; ""
+// when the trace could not tell.
+func pathBrief(p *probe.Path) string {
+	switch {
+	case p == nil:
+		return ""
+	case p.Location == probe.PathThisHost:
+		return "by this host"
+	case p.Address == "":
+		return ""
+	case p.Rejected:
+		return "by " + p.Address
+	}
+	return fmt.Sprintf("after hop %d (%s)", p.Hop, p.Address)
 }
 
 // Summary counts the run and derives readiness and the exit code.
