@@ -22,7 +22,6 @@ package metrics
 import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,26 +74,6 @@ const (
 // WithLatencyBuckets.
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// latencyOpts is the latency histogram: a native histogram, which a
-// Prometheus with native histograms stores as one series per result (the
-// text format carries only _sum and _count), plus the classic buckets when
-// asked for. Buckets grow by at most 10% (schema 3); at most 40 are kept per
-// result, beyond which the histogram halves its resolution, so one check's
-// memory stays bounded whatever its latencies.
-func latencyOpts(classic bool) prometheus.HistogramOpts {
-	o := prometheus.HistogramOpts{
-		Namespace: namespace, Name: "check_latency_seconds",
-		Help:                            "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.",
-		NativeHistogramBucketFactor:     1.1,
-		NativeHistogramMaxBucketNumber:  40,
-		NativeHistogramMinResetDuration: 0,
-	}
-	if classic {
-		o.Buckets = latencyBuckets
-	}
-	return o
-}
-
 // unknownFamily labels a result that carries no address family (an internal
 // error before resolution).
 const unknownFamily = "unknown"
@@ -120,18 +99,19 @@ type Metrics struct {
 	rangePorts, rangePortsUp, rangeUp, rangeCoverage *prometheus.Desc
 	rangeFullSweep, rangeEssential, rangeOverruns    *prometheus.Desc
 
-	buildInfo       prometheus.Gauge
-	reloadOK        prometheus.Gauge
-	reloadOKTime    prometheus.Gauge
-	skipped         prometheus.Gauge
-	runsTotal       *prometheus.CounterVec
-	latency         *prometheus.HistogramVec
-	mu              sync.Mutex
-	recordedByCheck map[string][]prometheus.Labels // series Record created, by check ID
-	reasons         []probe.Reason
-	reasonPairs     map[probe.Reason]*dto.LabelPair
-	phasePairs      map[probe.Phase]*dto.LabelPair
-	now             func() time.Time
+	buildInfo          prometheus.Gauge
+	reloadOK           prometheus.Gauge
+	reloadOKTime       prometheus.Gauge
+	skipped            prometheus.Gauge
+	runsTotal, latency *prometheus.Desc
+	mu                 sync.Mutex
+	series             map[string]*series  // what Record accumulated, by label set (resultLabelSet.key)
+	recordedByCheck    map[string][]string // the label sets each check ID recorded, for pruning
+	interner           pairInterner        // label pairs of the current configuration
+	reasons            []probe.Reason
+	reasonPairs        map[probe.Reason]*dto.LabelPair
+	phasePairs         map[probe.Phase]*dto.LabelPair
+	now                func() time.Time
 
 	allReasons     bool // export every reason (0 or 1), not only the current one
 	classicBuckets bool // the latency histogram has classic buckets too
@@ -149,7 +129,7 @@ type Metrics struct {
 // configuration load.
 type checkLabelSet struct {
 	id       string
-	values   []string          // checkLabels order
+	key      string            // the label values, joined
 	pairs    []*dto.LabelPair  // sorted by name, as a metric writes them
 	families []*resultLabelSet // by ip_family, as results arrive
 }
@@ -157,27 +137,31 @@ type checkLabelSet struct {
 // resultLabelSet adds one ip_family to a check's labels.
 type resultLabelSet struct {
 	family string
-	values []string // resultLabels order; full capacity, so appending copies
+	key    string // the label values, joined: the series' identity
 	pairs  []*dto.LabelPair
 	// recorded: Record has remembered this label set for pruning.
 	recorded bool
 }
 
-func newCheckLabels(c *probe.Check) *checkLabelSet {
+func newCheckLabels(c *probe.Check, in pairInterner) *checkLabelSet {
 	values := checkLabelValues(c)
-	return &checkLabelSet{id: c.ID(), values: values, pairs: sortedPairs(checkLabels, values)}
+	pairs := make([]*dto.LabelPair, len(checkLabels))
+	for i, n := range checkLabels {
+		pairs[i] = in.pair(n, values[i])
+	}
+	slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return &checkLabelSet{id: c.ID(), key: strings.Join(values, "\x00"), pairs: pairs}
 }
 
 // family returns the labels of the check's results of family, built at the
 // first result of that family.
-func (cl *checkLabelSet) family(f string) *resultLabelSet {
+func (cl *checkLabelSet) family(f string, in pairInterner) *resultLabelSet {
 	for _, rl := range cl.families {
 		if rl.family == f {
 			return rl
 		}
 	}
-	values := slices.Clip(append(slices.Clone(cl.values), f))
-	rl := &resultLabelSet{family: f, values: values, pairs: sortedPairs(resultLabels, values)}
+	rl := &resultLabelSet{family: f, key: cl.key + "\x00" + f, pairs: withPair(cl.pairs, in.pair("ip_family", f))}
 	cl.families = append(cl.families, rl)
 	return rl
 }
@@ -325,11 +309,11 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 			Namespace: namespace, Name: "checks_skipped",
 			Help: "Profile checks in the configuration that do not run because a required param is not set (the log names them).",
 		}),
-		runsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "check_runs_total",
-			Help: "Completed runs of the check by verdict reason.",
-		}, slices.Concat(resultLabels, []string{"reason"})),
-		recordedByCheck: map[string][]prometheus.Labels{},
+		runsTotal:       desc("check_runs_total", "Completed runs of the check by verdict reason.", resultLabels, "reason"),
+		latency:         desc("check_latency_seconds", "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.", resultLabels),
+		series:          map[string]*series{},
+		recordedByCheck: map[string][]string{},
+		interner:        pairInterner{},
 		reasons:         probe.Reasons(),
 		reasonPairs:     map[probe.Reason]*dto.LabelPair{},
 		phasePairs:      map[probe.Phase]*dto.LabelPair{},
@@ -341,7 +325,6 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 	for _, r := range m.reasons {
 		m.reasonPairs[r] = labelPair("reason", string(r))
 	}
-	m.latency = prometheus.NewHistogramVec(latencyOpts(m.classicBuckets), resultLabels)
 	m.buildInfo.Set(1)
 	if err := reg.Register(m); err != nil {
 		return nil, err
@@ -389,75 +372,70 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 		// A run that started before a reload (or before the first scrape):
 		// labels for this once, not cached; the next scrape prunes again in
 		// case the check is gone.
-		cl = newCheckLabels(c)
+		cl = newCheckLabels(c, m.interner)
 		m.stale = true
 	}
 	for _, r := range rs {
-		rl := cl.family(resultFamily(r))
+		rl := cl.family(resultFamily(r), m.interner)
+		s := m.series[rl.key]
+		if s == nil {
+			s = &series{labels: rl, hist: latencyHist{schema: latencySchema}}
+			if m.classicBuckets {
+				s.hist.classic = make([]uint64, len(latencyBuckets))
+			}
+			// The ok counter exists from the first run, so a failing
+			// check has one at 0 and a rate() over it is defined. The
+			// histogram too exists from the first run.
+			s.count(probe.ReasonOK, m.reasonPair(probe.ReasonOK), 0)
+			m.series[rl.key] = s
+		}
 		if !rl.recorded {
-			m.ensureRecordedLocked(cl.id, labelsOf(resultLabels, rl.values))
+			if !slices.Contains(m.recordedByCheck[cl.id], rl.key) {
+				m.recordedByCheck[cl.id] = append(m.recordedByCheck[cl.id], rl.key)
+			}
 			rl.recorded = true
 		}
-		// Touch ok so a failing check still exposes its ok counter at 0
-		// and a rate() over it is defined.
-		m.runsTotal.WithLabelValues(append(rl.values, string(probe.ReasonOK))...)
-		m.runsTotal.WithLabelValues(append(rl.values, string(reasonOf(r)))...).Inc()
-		// Created for failing checks too, so the series exists from the
-		// first run on.
-		latency := m.latency.WithLabelValues(rl.values...)
+		reason := reasonOf(r)
+		s.count(reason, m.reasonPair(reason), 1)
 		if r.Up {
-			latency.Observe(r.Duration.Seconds())
+			s.hist.observe(r.Duration.Seconds())
 		}
 	}
 }
 
-// ensureRecordedLocked remembers that check id created the series ls: the
-// whole label set counts, so that no series of a check escapes pruning.
-func (m *Metrics) ensureRecordedLocked(id string, ls prometheus.Labels) {
-	for _, have := range m.recordedByCheck[id] {
-		if maps.Equal(have, ls) {
-			return
-		}
+// reasonPair is the reason label pair, built once for the known reasons.
+func (m *Metrics) reasonPair(r probe.Reason) *dto.LabelPair {
+	if p := m.reasonPairs[r]; p != nil {
+		return p
 	}
-	m.recordedByCheck[id] = append(m.recordedByCheck[id], ls)
+	return labelPair("reason", string(r))
 }
 
-// pruneLocked deletes the counter and histogram series of checks that are no
+// pruneLocked forgets the counters and histograms of checks that are no
 // longer configured (by probe.Check.ID, which includes the transport), except
 // those a configured check has recorded as well: two identities can share
 // labels (sip over tcp and over tls are both protocol="tcp"), and a removed
 // one must not reset the other's counters.
 func (m *Metrics) pruneLocked(configured map[string]bool) {
 	inUse := map[string]bool{}
-	for id, series := range m.recordedByCheck {
+	for id, keys := range m.recordedByCheck {
 		if configured[id] {
-			for _, ls := range series {
-				inUse[labelsKey(ls)] = true
+			for _, k := range keys {
+				inUse[k] = true
 			}
 		}
 	}
-	for id, series := range m.recordedByCheck {
+	for id, keys := range m.recordedByCheck {
 		if configured[id] {
 			continue
 		}
-		for _, ls := range series {
-			if !inUse[labelsKey(ls)] {
-				m.runsTotal.DeletePartialMatch(ls)
-				m.latency.Delete(ls)
+		for _, k := range keys {
+			if !inUse[k] {
+				delete(m.series, k)
 			}
 		}
 		delete(m.recordedByCheck, id)
 	}
-}
-
-// labelsKey spells a label set of resultLabels as a map key.
-func labelsKey(ls prometheus.Labels) string {
-	var b strings.Builder
-	for _, n := range resultLabels {
-		b.WriteString(ls[n])
-		b.WriteByte(0)
-	}
-	return b.String()
 }
 
 // Describe implements prometheus.Collector.
@@ -468,7 +446,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		m.throttledState, m.ntpReachable, m.ntpUsable, m.ntpOffset, m.ntpRTT, m.ntpStratum,
 		m.ntpRootDistance, m.ntpLeap, m.ntpKissCode, m.rangePorts, m.rangePortsUp, m.rangeUp,
 		m.rangeCoverage, m.rangeFullSweep, m.rangeEssential, m.rangeOverruns,
-		m.uplinkUp, m.uplinkInfo, m.pathHop, m.pathInfo,
+		m.uplinkUp, m.uplinkInfo, m.pathHop, m.pathInfo, m.runsTotal, m.latency,
 	} {
 		ch <- d
 	}
@@ -476,8 +454,6 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.reloadOK.Describe(ch)
 	m.reloadOKTime.Describe(ch)
 	m.skipped.Describe(ch)
-	m.runsTotal.Describe(ch)
-	m.latency.Describe(ch)
 }
 
 // Collect implements prometheus.Collector: it reads the store, never probes.
@@ -490,8 +466,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		m.reconfigureLocked(entries)
 		m.gen = gen
 	}
-	m.runsTotal.Collect(ch)
-	m.latency.Collect(ch)
+	for _, s := range m.series {
+		for _, rc := range s.runs {
+			ch <- &cheapMetric{desc: m.runsTotal, pairs: rc.pairs, value: float64(rc.n), counter: true}
+		}
+		hm := &histMetric{desc: m.latency, pairs: s.labels.pairs}
+		s.hist.write(&hm.h)
+		ch <- hm
+	}
 	// Under mu: Record adds a check's families to its cached labels.
 	var ranges []*rangeGroup
 	byKey := map[string]*rangeGroup{}
@@ -499,7 +481,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		if e.Check.Range == "" {
 			cl := m.labels[e.Check]
 			if cl == nil { // not in this snapshot's generation: cannot happen, but never panic
-				cl = newCheckLabels(e.Check)
+				cl = newCheckLabels(e.Check, m.interner)
 			}
 			m.collectEntryLocked(ch, e, cl)
 			continue
@@ -536,13 +518,15 @@ func (m *Metrics) reconfigureLocked(entries []results.Entry) {
 	for _, cl := range m.labels {
 		byID[cl.id] = cl
 	}
+	// A fresh interner, so that values of removed checks are not kept.
+	m.interner = pairInterner{}
 	for _, e := range entries {
 		c := e.Check
 		if c.Range != "" {
 			continue
 		}
-		cl := newCheckLabels(c)
-		if old := byID[cl.id]; old != nil && slices.Equal(old.values, cl.values) {
+		cl := newCheckLabels(c, m.interner)
+		if old := byID[cl.id]; old != nil && old.key == cl.key {
 			cl = old // the same check, reloaded: keep what it has built
 		}
 		labels[c] = cl
@@ -584,7 +568,7 @@ func (m *Metrics) collectEntryLocked(ch chan<- prometheus.Metric, e results.Entr
 			continue
 		}
 		seenFamilies = append(seenFamilies, family)
-		rl := cl.family(family)
+		rl := cl.family(family, m.interner)
 
 		gauge := func(d *prometheus.Desc, v float64, extra ...*dto.LabelPair) {
 			pairs := rl.pairs

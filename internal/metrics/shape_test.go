@@ -15,6 +15,18 @@ import (
 // textSeries returns the text-format sample lines of the check named check.
 func textSeries(t *testing.T, reg prometheus.Gatherer, check string) []string {
 	t.Helper()
+	var out []string
+	for _, l := range textLines(t, reg) {
+		if strings.Contains(l, `check="`+check+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// textLines returns every sample line of a text-format scrape of reg.
+func textLines(t *testing.T, reg prometheus.Gatherer) []string {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +40,7 @@ func textSeries(t *testing.T, reg prometheus.Gatherer, check string) []string {
 	}
 	var out []string
 	for _, l := range strings.Split(buf.String(), "\n") {
-		if !strings.HasPrefix(l, "#") && strings.Contains(l, `check="`+check+`"`) {
+		if l != "" && !strings.HasPrefix(l, "#") {
 			out = append(out, l)
 		}
 	}

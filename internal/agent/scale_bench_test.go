@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connprobe/connprobe/probe"
+)
+
+// BenchmarkScale loads n TCP checks, gives every check a result (as after
+// its first run: the scheduler is not started, so nothing is probed) and
+// scrapes /metrics once, gzip as Prometheus asks. It reports the load time,
+// the scrape time and size, and the Go heap per check (live heap after load
+// and results, over the heap before, divided by n), so the cost per check
+// can be read off and its linearity seen across n. The real agent's RSS,
+// runs and overruns at 10,000 checks are measured by bench/sidebyside.sh
+// -scale 10000 (README, Performance).
+//
+//	go test ./internal/agent/ -run '^$' -bench BenchmarkScale -benchtime 3x
+func BenchmarkScale(b *testing.B) {
+	for _, n := range []int{1000, 5000, 10000} {
+		b.Run(fmt.Sprintf("checks=%d", n), func(b *testing.B) { benchScale(b, n) })
+	}
+}
+
+func benchScale(b *testing.B, n int) {
+	var cfg strings.Builder
+	cfg.WriteString("defaults: {ip_family: ipv4}\nchecks:\n")
+	for i := range n {
+		// Addresses in 192.0.2.0/24 (TEST-NET-1): never contacted, the
+		// scheduler does not run.
+		fmt.Fprintf(&cfg, "  - {name: c%d, kind: tcp, host: 192.0.2.%d, port: %d}\n", i, i%250+1, 1000+i/250)
+	}
+	file := filepath.Join(b.TempDir(), "connprobe.yml")
+	if err := os.WriteFile(file, []byte(cfg.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var load, scrape time.Duration
+	var heap, size float64
+	for range b.N {
+		before := liveHeap()
+		begin := time.Now()
+		a, err := New(Options{ConfigFile: file})
+		if err != nil {
+			b.Fatal(err)
+		}
+		load += time.Since(begin)
+		entries := a.store.Snapshot()
+		if len(entries) != n {
+			b.Fatalf("%d checks loaded, want %d", len(entries), n)
+		}
+		for _, e := range entries {
+			c := e.Check
+			rs := []probe.Result{{Check: c, Address: c.Host, IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+				Phase: probe.PhaseConnect, Start: time.Now(), Duration: 300 * time.Microsecond,
+				Timings: []probe.Timing{{Phase: probe.PhaseConnect, Duration: 300 * time.Microsecond, Seconds: 0.0003}}}}
+			a.record(c, rs)
+		}
+		begin = time.Now()
+		body := scrapeOnce(b, a.Handler())
+		scrape += time.Since(begin)
+		size += float64(body)
+		heap += float64(liveHeap()-before) / float64(n)
+		runtime.KeepAlive(a)
+	}
+	b.ReportMetric(float64(load.Milliseconds())/float64(b.N), "load-ms")
+	b.ReportMetric(float64(scrape.Microseconds())/1000/float64(b.N), "scrape-ms")
+	b.ReportMetric(size/float64(b.N), "scrape-gzip-bytes")
+	b.ReportMetric(heap/float64(b.N), "heap-bytes/check")
+}
+
+func scrapeOnce(b *testing.B, h http.Handler) int {
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("/metrics: %d", rec.Code)
+	}
+	n, _ := io.Copy(io.Discard, rec.Body)
+	return int(n)
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
