@@ -93,7 +93,7 @@ func TestReadmeDocumentsEveryKind(t *testing.T) {
 
 // The README calls the command connprobe: only its first lines run it with
 // go run, and no sentence calls it "probe".
-var bareProbe = regexp.MustCompile("(^|[^n/])probe (check|validate|profiles|version)\\b")
+var bareProbe = regexp.MustCompile(`(^|[^n/])probe (check|validate|profiles|version)\b`)
 
 func TestReadmeNamesTheCommandConnprobe(t *testing.T) {
 	doc := readme(t)
