@@ -28,12 +28,13 @@ var lbForeignGreetings = []struct {
 func TestBannerReadersFailFastOnAnotherProtocol(t *testing.T) {
 	p := lbPKI(t)
 	const timeout = 3 * time.Second
-	readers := []struct {
+	type reader struct {
 		kind, proto string
 		phase       Phase
 		server      func(t *testing.T, greeting string) int
 		check       func(t *testing.T, port int) *Check
-	}{
+	}
+	readers := []reader{
 		{"ssh", "SSH", PhaseBanner, lbGreetAndHold, func(t *testing.T, port int) *Check { return lbSSHCheck(port, timeout) }},
 		{"ftp", "FTP", PhaseBanner, lbGreetAndHold, func(t *testing.T, port int) *Check {
 			return &Check{Name: "t", Kind: "ftp", Host: "127.0.0.1", Port: port, Timeout: timeout}
@@ -42,12 +43,7 @@ func TestBannerReadersFailFastOnAnotherProtocol(t *testing.T) {
 		{"sip", "SIP", PhaseResponse, lbGreetAndHold, func(t *testing.T, port int) *Check { return sipCheck("tcp", port, timeout) }},
 	}
 	for _, kind := range []struct{ kind, proto string }{{"smtps", "SMTP"}, {"imaps", "IMAP"}, {"pop3s", "POP3"}} {
-		readers = append(readers, struct {
-			kind, proto string
-			phase       Phase
-			server      func(t *testing.T, greeting string) int
-			check       func(t *testing.T, port int) *Check
-		}{kind.kind, kind.proto, PhaseBanner, func(t *testing.T, greeting string) int {
+		readers = append(readers, reader{kind.kind, kind.proto, PhaseBanner, func(t *testing.T, greeting string) int {
 			port, _ := lbMailTLSServer(t, p.good, greeting, func() func(string) string { return func(string) string { return "" } })
 			return port
 		}, func(t *testing.T, port int) *Check { return lbMailCheck(t, kind.kind, port) }})

@@ -103,8 +103,9 @@ func hsHuge(prefix string, size int, readFirst bool) func(net.Conn) {
 	}
 }
 
-// hsStalledTLS reads the ClientHello and never answers it.
-func hsStalledTLS(c net.Conn) { defer c.Close(); hsHold(c) }
+// hsStalledTLS reads the ClientHello and never answers it: to a TLS
+// client, a silent server.
+var hsStalledTLS = hsSilent
 
 // hsBigChainServer serves TLS with the good leaf followed by three
 // certificates of 100 KB each (a ~300 KB Certificate message).
