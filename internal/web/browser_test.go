@@ -1,20 +1,15 @@
 package web
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"image"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/connprobe/connprobe/internal/chromium"
 )
 
 // updateScreenshotsEnv regenerates the README's screenshots of the page:
@@ -22,80 +17,20 @@ import (
 //	CONNPROBE_UPDATE_SCREENSHOTS=1 go test ./internal/web -run TestStatusPageInChromium
 const updateScreenshotsEnv = "CONNPROBE_UPDATE_SCREENSHOTS"
 
-// chromiumPath finds Debian's chromium; without it the test skips, except
-// under CI=true, where a skipped browser test would hide a broken page.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; CI must install it (.ci/run)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium): the status page is not tested in a browser")
-	return ""
-}
-
-// chromium runs one headless Chromium command against url and returns its
-// stdout and stderr. The whole process group is killed when it overruns, so
-// no renderer outlives the test.
-func chromium(t *testing.T, bin, url string, args ...string) (stdout, stderr string) {
-	t.Helper()
-	// Generous: Chromium starts slowly on a loaded 2-core machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	base := []string{
-		"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--disable-extensions",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + t.TempDir(),
-		// Console messages and script errors go to stderr.
-		"--enable-logging=stderr", "--v=0",
-		"--hide-scrollbars", "--force-device-scale-factor=1",
-	}
-	cmd := exec.CommandContext(ctx, bin, append(append(base, args...), url)...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if cmd.Process != nil {
-		// Helpers (zygote, GPU, utility) of a finished browser: none may stay.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Fatalf("chromium did not finish within 120s; stderr:\n%s", tail(errb.String(), 3000))
-		}
-		t.Fatalf("chromium %v: %v; stderr:\n%s", args, err, tail(errb.String(), 3000))
-	}
-	return out.String(), errb.String()
-}
-
-// consoleLine matches what Chromium logs for a console message or an
-// uncaught script error with --enable-logging=stderr.
-var consoleLine = regexp.MustCompile(`(?i):CONSOLE\(\d+\)|Uncaught|Refused to (load|execute|apply)|Content Security Policy`)
-
 func assertNoConsoleOutput(t *testing.T, stderr string) {
 	t.Helper()
-	for _, line := range strings.Split(stderr, "\n") {
-		if consoleLine.MatchString(line) {
-			t.Errorf("the page logged to the console (a script error or a blocked resource): %s", line)
-		}
+	for _, line := range chromium.ConsoleLines(stderr) {
+		t.Errorf("the page logged to the console (a script error or a blocked resource): %s", line)
 	}
 }
 
 func TestStatusPageInChromium(t *testing.T) {
-	bin := chromiumPath(t)
+	bin := chromium.Find(t)
 	site := newDemoSite(t)
 	srv := site.server(t)
 
 	// The DOM as the browser built it.
-	dom, stderr := chromium(t, bin, srv.URL+"/", "--dump-dom", "--virtual-time-budget=2000")
+	dom, stderr := chromium.Run(t, bin, srv.URL+"/", "--dump-dom", "--virtual-time-budget=2000")
 	assertNoConsoleOutput(t, stderr)
 	if !strings.Contains(dom, `id="headlines"`) {
 		t.Fatalf("the dumped DOM is not the status page:\n%s", tail(dom, 2000))
@@ -149,7 +84,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		if update {
 			path = filepath.Join("..", "..", "docs", shot.file)
 		}
-		_, stderr := chromium(t, bin, srv.URL+"/", "--screenshot="+path,
+		_, stderr := chromium.Run(t, bin, srv.URL+"/", "--screenshot="+path,
 			"--window-size="+strconv.Itoa(shot.width)+","+strconv.Itoa(shot.height), "--virtual-time-budget=2000")
 		assertNoConsoleOutput(t, stderr)
 		assertScreenshot(t, path, shot.width, shot.height)
@@ -191,31 +126,14 @@ func colours(img image.Image, limit int) int {
 	return len(seen)
 }
 
-var (
-	tagRE   = regexp.MustCompile(`(?s)<style.*?</style>|<title>.*?</title>|<[^>]*>`)
-	spaceRE = regexp.MustCompile(`\s+`)
-)
-
-// visibleText is the DOM's text with tags removed and spaces collapsed.
-func visibleText(dom string) string {
-	text := tagRE.ReplaceAllString(dom, " ")
-	for _, r := range [][2]string{{"&quot;", `"`}, {"&#34;", `"`}, {"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&#39;", "'"}} {
-		text = strings.ReplaceAll(text, r[0], r[1])
-	}
-	return spaceRE.ReplaceAllString(text, " ")
-}
+// visibleText is the page's text as a person reads it.
+func visibleText(html string) string { return chromium.Text(html) }
 
 // assertOrder checks that each string occurs after the previous one.
 func assertOrder(t *testing.T, text string, in ...string) {
 	t.Helper()
-	at := 0
-	for _, s := range in {
-		i := strings.Index(text[at:], s)
-		if i < 0 {
-			t.Errorf("%q does not follow %q in the page; page text:\n%s", s, text[:at], text)
-			return
-		}
-		at += i + len(s)
+	if missing := chromium.Order(text, in...); missing != "" {
+		t.Errorf("%q is missing or out of order (want %q in this order); page text:\n%s", missing, in, text)
 	}
 }
 
