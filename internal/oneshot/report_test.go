@@ -397,3 +397,29 @@ func TestProfileLineNamesWhereItStopped(t *testing.T) {
 		t.Errorf("line %q", line)
 	}
 }
+
+// A folded range, and its profile line, name the place when every failing
+// port stopped at the same one, and none when they differ.
+func TestFoldedRangeNamesACommonPlace(t *testing.T) {
+	var checks []*probe.Check
+	var out Outcome
+	for port := 10000; port < 10004; port++ {
+		c := &probe.Check{Profile: "clover", Name: "emv-udp", Kind: "udp", Host: "emv.example", Port: port, Protocol: "udp",
+			Range: "10000-10003", Essential: true}
+		checks = append(checks, c)
+		out.Results = append(out.Results, probe.Result{Check: c, Address: "192.0.2.10", IPFamily: probe.FamilyIPv4,
+			Reason: probe.ReasonRejected, Path: &probe.Path{Location: probe.PathGateway, Hop: 1, Address: "192.168.1.1", Rejected: true}})
+	}
+	table := render(t, checks, out, nil, TableOptions{})
+	for _, want := range []string{"10000-10003: 4 rejected by 192.168.1.1\n",
+		"emv-udp 10000-10003/udp rejected by 192.168.1.1 (4 of 4 ports)"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	out.Results[2].Path = nil // one port not traced: no common place
+	table = render(t, checks, out, nil, TableOptions{})
+	if strings.Contains(table, "by 192.168.1.1") {
+		t.Errorf("a place generalised over a port that was not traced:\n%s", table)
+	}
+}

@@ -151,7 +151,7 @@ func (r *Report) describeFailure(cs *checkSummary) string {
 	if c.Range != "" {
 		ports = c.Range
 	}
-	var reasons []string
+	var reasons, briefs []string
 	failedPorts, allPorts := map[int]bool{}, map[int]bool{}
 	for _, res := range cs.results {
 		allPorts[res.Check.Port] = true
@@ -159,20 +159,33 @@ func (r *Report) describeFailure(cs *checkSummary) string {
 			continue
 		}
 		failedPorts[res.Check.Port] = true
+		briefs = append(briefs, pathBrief(res.Path))
 		if !slices.Contains(reasons, string(res.Reason)) {
 			reasons = append(reasons, string(res.Reason))
 		}
 	}
 	s := fmt.Sprintf("%s %s/%s %s", cs.name, ports, c.Protocol, strings.Join(reasons, ","))
-	if c.Range != "" {
-		return s + fmt.Sprintf(" (%d of %d ports)", len(failedPorts), len(allPorts))
+	if b := commonBrief(briefs); b != "" {
+		s += " " + b
 	}
-	for _, res := range cs.results {
-		if b := pathBrief(res.Path); b != "" && !res.Up {
-			return s + " " + b
-		}
+	if c.Range != "" {
+		s += fmt.Sprintf(" (%d of %d ports)", len(failedPorts), len(allPorts))
 	}
 	return s
+}
+
+// commonBrief is the place every one of several failures stopped at, or ""
+// when they differ or one was not traced: a place is never generalised.
+func commonBrief(briefs []string) string {
+	if len(briefs) == 0 {
+		return ""
+	}
+	for _, b := range briefs[1:] {
+		if b != briefs[0] {
+			return ""
+		}
+	}
+	return briefs[0]
 }
 
 // pathBrief says in a few words where a traced failure stopped: "by

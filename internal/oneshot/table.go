@@ -249,6 +249,7 @@ func rowsOf(members []*probe.Check, resultsOf func(*probe.Check) []probe.Result,
 		notRun  bool
 		ports   []int
 		latency []float64
+		briefs  []string // where each traced port stopped
 	}
 	type key struct {
 		family string
@@ -270,6 +271,7 @@ func rowsOf(members []*probe.Check, resultsOf func(*probe.Check) []probe.Result,
 			}
 			f.ports = append(f.ports, c.Port)
 			f.latency = append(f.latency, res.Duration.Seconds())
+			f.briefs = append(f.briefs, pathBrief(res.Path))
 		}
 	}
 	var out []row
@@ -289,6 +291,9 @@ func rowsOf(members []*probe.Check, resultsOf func(*probe.Check) []probe.Result,
 			r.cells[colDetail] = strconv.Itoa(f.ports[0]) + ": " + r.cells[colDetail]
 		} else {
 			r.cells[colDetail] = fmt.Sprintf("%s: %d %s", portList(f.ports), len(f.ports), what)
+			if b := commonBrief(f.briefs); b != "" {
+				r.cells[colDetail] += " " + b
+			}
 		}
 		out = append(out, r)
 	}
