@@ -105,9 +105,15 @@ func TestReadmeNamesTheCommandConnprobe(t *testing.T) {
 	if strings.Contains(rest, "go run ./cmd/probe") {
 		t.Error("the README runs go run ./cmd/probe beyond its first lines; write connprobe")
 	}
-	for i, line := range strings.Split(doc, "\n") {
-		if bareProbe.MatchString(line) {
-			t.Errorf("README line %d calls the command probe: %s", i+1, line)
+	profiles, err := os.ReadFile("../../targets/profiles/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, text := range map[string]string{"README.md": doc, "targets/profiles/README.md": string(profiles)} {
+		for i, line := range strings.Split(text, "\n") {
+			if bareProbe.MatchString(line) {
+				t.Errorf("%s line %d calls the command probe: %s", file, i+1, line)
+			}
 		}
 	}
 }
