@@ -105,7 +105,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.handler = web.New(web.Options{
-		Gatherer: a.registry,
+		Gatherer: a.metrics.Gatherer(a.registry),
 		Store:    a.store,
 		Reload:   a.Reload,
 		Logger:   opts.Logger,

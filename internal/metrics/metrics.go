@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,6 +121,12 @@ type Metrics struct {
 	// store generation gen: built once per configuration, not per scrape.
 	gen    uint64
 	labels map[*probe.Check]*checkLabelSet
+	// meta names the descs, for families built without the registry.
+	meta map[*prometheus.Desc]familyMeta
+	// direct: Gatherer was called, so the per-check families are built by
+	// it and Collect leaves them out.
+	direct atomic.Bool
+
 	// stale: Record saw a check that is not in labels (a run that began
 	// before a reload), so the next scrape rebuilds and prunes again.
 	stale bool
@@ -168,16 +175,6 @@ func (cl *checkLabelSet) family(f string, in pairInterner) *resultLabelSet {
 
 func labelPair(name, value string) *dto.LabelPair {
 	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
-}
-
-// sortedPairs are the label pairs of names and values, sorted by name.
-func sortedPairs(names, values []string) []*dto.LabelPair {
-	out := make([]*dto.LabelPair, len(names))
-	for i, n := range names {
-		out[i] = labelPair(n, values[i])
-	}
-	slices.SortFunc(out, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return out
 }
 
 // withPair returns pairs plus p, in name order; pairs is not changed.
@@ -241,9 +238,12 @@ func WithUplink(f func() uplink.Verdict) Option {
 // (then no overrun series are exported); scheduler.Scheduler.Overruns fits.
 // Go and process collectors are not registered here: see NewRegistry.
 func New(reg prometheus.Registerer, store *results.Store, overruns func(id string) uint64, build buildinfo.Info, opts ...Option) (*Metrics, error) {
+	meta := map[*prometheus.Desc]familyMeta{}
 	desc := func(name, help string, labels []string, extra ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help,
-			slices.Concat(labels, extra), nil)
+		fq := prometheus.BuildFQName(namespace, "", name)
+		d := prometheus.NewDesc(fq, help, slices.Concat(labels, extra), nil)
+		meta[d] = familyMeta{name: fq, help: help}
+		return d
 	}
 	m := &Metrics{
 		store:    store,
@@ -319,6 +319,7 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		phasePairs:      map[probe.Phase]*dto.LabelPair{},
 		now:             time.Now,
 	}
+	m.meta = meta
 	for _, o := range opts {
 		o(m)
 	}
@@ -466,15 +467,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		m.reconfigureLocked(entries)
 		m.gen = gen
 	}
-	for _, s := range m.series {
-		for _, rc := range s.runs {
-			ch <- &cheapMetric{desc: m.runsTotal, pairs: rc.pairs, value: float64(rc.n), counter: true}
-		}
-		hm := &histMetric{desc: m.latency, pairs: s.labels.pairs}
-		s.hist.write(&hm.h)
-		ch <- hm
-	}
 	// Under mu: Record adds a check's families to its cached labels.
+	direct := m.direct.Load()
+	if !direct {
+		m.emitSeriesLocked(chanSink{ch})
+	}
 	var ranges []*rangeGroup
 	byKey := map[string]*rangeGroup{}
 	for _, e := range entries {
@@ -483,7 +480,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			if cl == nil { // not in this snapshot's generation: cannot happen, but never panic
 				cl = newCheckLabels(e.Check, m.interner)
 			}
-			m.collectEntryLocked(ch, e, cl)
+			if !direct {
+				m.emitEntryLocked(chanSink{ch}, e, cl)
+			}
 			continue
 		}
 		key := e.Check.GroupID()
@@ -541,11 +540,23 @@ func (m *Metrics) reconfigureLocked(entries []results.Entry) {
 // NTP kiss-o'-death); only their checks export connprobe_check_throttled.
 func throttlingKind(kind string) bool { return kind == "ntp" }
 
-func (m *Metrics) collectEntryLocked(ch chan<- prometheus.Metric, e results.Entry, cl *checkLabelSet) {
+// emitSeriesLocked emits what Record accumulated: the run counters and the
+// latency histograms.
+func (m *Metrics) emitSeriesLocked(out sink) {
+	for _, s := range m.series {
+		for _, rc := range s.runs {
+			out.counter(m.runsTotal, rc.pairs, float64(rc.n))
+		}
+		out.histogram(m.latency, s.labels.pairs, &s.hist)
+	}
+}
+
+// emitEntryLocked emits the series of one check built from its last results.
+func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) {
 	c := e.Check
-	ch <- &cheapMetric{desc: m.essential, pairs: cl.pairs, value: boolValue(c.Essential)}
+	out.gauge(m.essential, cl.pairs, boolValue(c.Essential))
 	if m.overruns != nil {
-		ch <- &cheapMetric{desc: m.overrunsTotal, pairs: cl.pairs, value: float64(m.overruns(cl.id)), counter: true}
+		out.counter(m.overrunsTotal, cl.pairs, float64(m.overruns(cl.id)))
 	}
 	if m.throttled != nil && throttlingKind(c.Kind) {
 		factor, stopped := m.throttled(cl.id)
@@ -556,7 +567,7 @@ func (m *Metrics) collectEntryLocked(ch chan<- prometheus.Metric, e results.Entr
 		case factor > 1:
 			state = 1
 		}
-		ch <- &cheapMetric{desc: m.throttledState, pairs: cl.pairs, value: state}
+		out.gauge(m.throttledState, cl.pairs, state)
 	}
 
 	var seenFamilies []string
@@ -575,7 +586,7 @@ func (m *Metrics) collectEntryLocked(ch chan<- prometheus.Metric, e results.Entr
 			for _, p := range extra {
 				pairs = withPair(pairs, p)
 			}
-			ch <- &cheapMetric{desc: d, pairs: pairs, value: v}
+			out.gauge(d, pairs, v)
 		}
 		gauge(m.up, boolValue(r.Up))
 		current := reasonOf(r)
@@ -790,17 +801,67 @@ func resultFamily(r probe.Result) string {
 	return r.IPFamily
 }
 
-func labelsOf(names, values []string) prometheus.Labels {
-	ls := make(prometheus.Labels, len(names))
-	for i, n := range names {
-		ls[n] = values[i]
-	}
-	return ls
-}
-
 func boolValue(b bool) float64 {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// Gatherer returns what /metrics serves: g (the registry this Metrics is
+// registered on) plus the per-check families, built directly from the cached
+// label pairs (familySink) rather than through the registry, whose checks
+// and sorting of every metric were most of a scrape of thousands of checks.
+// From the first call on, Collect leaves the per-check families out, so
+// gathering g alone no longer has them.
+func (m *Metrics) Gatherer(g prometheus.Gatherer) prometheus.Gatherer {
+	m.direct.Store(true)
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := g.Gather()
+		return mergeFamilies(mfs, m.gatherChecks()), err
+	})
+}
+
+// gatherChecks builds the per-check families.
+func (m *Metrics) gatherChecks() []*dto.MetricFamily {
+	gen := m.store.Generation() // before the snapshot: see Generation
+	entries := m.store.Snapshot()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.labels == nil || gen != m.gen || m.stale {
+		m.reconfigureLocked(entries)
+		m.gen = gen
+	}
+	out := newFamilySink(m.meta)
+	m.emitSeriesLocked(out)
+	for _, e := range entries {
+		if e.Check.Range != "" {
+			continue
+		}
+		cl := m.labels[e.Check]
+		if cl == nil {
+			cl = newCheckLabels(e.Check, m.interner)
+		}
+		m.emitEntryLocked(out, e, cl)
+	}
+	return out.sorted()
+}
+
+// mergeFamilies merges two lists of families sorted by name into one.
+func mergeFamilies(a, b []*dto.MetricFamily) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := strings.Compare(a[0].GetName(), b[0].GetName()); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			// Cannot happen (Collect leaves these families out), but never
+			// two families of one name.
+			a[0].Metric = append(a[0].Metric, b[0].Metric...)
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }

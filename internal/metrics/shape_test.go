@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/connprobe/connprobe/probe"
@@ -143,5 +145,47 @@ func TestThrottledOnlyForThrottlingKinds(t *testing.T) {
 	mustValue(t, reg, "connprobe_check_throttled", map[string]string{"check": "clock"}, 1)
 	if _, ok := value(t, reg, "connprobe_check_throttled", map[string]string{"check": "db"}); ok {
 		t.Error("a tcp check exports connprobe_check_throttled")
+	}
+}
+
+// TestGathererMatchesCollect: the families Gatherer builds directly are the
+// series Collect gives through the registry, line for line, and gathering
+// the registry alone no longer has them.
+func TestGathererMatchesCollect(t *testing.T) {
+	site := func(opts ...Option) (*prometheus.Registry, *Metrics) {
+		reg, store, m := newTestMetrics(t, func(string) uint64 { return 3 }, append(opts,
+			WithThrottled(func(string) (int, bool) { return 2, false }))...)
+		tcp, tls := tcpCheck(), tlsCheck()
+		ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Protocol: "udp", Interval: time.Minute}
+		down := &probe.Check{Name: "down", Kind: "tcp", Host: "192.0.2.7", Port: 22, Protocol: "tcp", Essential: true}
+		rng := &probe.Check{Name: "rtp", Kind: "udp", Host: "192.0.2.8", Port: 10000, Protocol: "udp", Range: "10000-10001"}
+		store.SetChecks([]*probe.Check{tcp, tls, ntp, down, rng})
+		put := func(c *probe.Check, rs []probe.Result) { store.Put(c, rs); m.Record(c, rs) }
+		put(tcp, okTCPResult(tcp))
+		put(tls, []probe.Result{okTLSResult(tls), {Check: tls, IPFamily: probe.FamilyIPv6, Reason: probe.ReasonTimeout, Phase: probe.PhaseConnect, Start: start}})
+		nr := okTCPResult(ntp)
+		nr[0].Facts.NTPFacts = &probe.NTPFacts{Reachable: true, Usable: true, Stratum: 2, KissCode: "RATE"}
+		put(ntp, nr)
+		put(down, []probe.Result{{Check: down, IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRefused, Phase: probe.PhaseConnect, Start: start}})
+		put(down, []probe.Result{{Check: down, IPFamily: probe.FamilyIPv4, Reason: probe.ReasonTimeout, Phase: probe.PhaseConnect, Start: start}})
+		put(rng, okTCPResult(rng))
+		return reg, m
+	}
+	for _, opts := range [][]Option{nil, {WithAllReasons(), WithLatencyBuckets()}} {
+		regC, _ := site(opts...)
+		regG, mG := site(opts...)
+		g := mG.Gatherer(regG)
+		want, got := textLines(t, regC), textLines(t, g)
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(want, got) {
+			t.Errorf("Gatherer and Collect differ:\n got  %s\n want %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+		}
+		if len(textSeries(t, regG, "db")) != 0 {
+			t.Error("the registry alone still has per-check series after Gatherer")
+		}
+		if problems, err := testutil.GatherAndLint(g); err != nil || len(problems) > 0 {
+			t.Errorf("lint: %v %v", err, problems)
+		}
 	}
 }

@@ -78,8 +78,12 @@ type Store struct {
 	mu    sync.RWMutex
 	order []string // check IDs in config order
 	byID  map[string]*Entry
-	gen   uint64 // counts SetChecks calls, for readers that cache per configuration
-	now   func() time.Time
+	// byCheck finds the entry of a configured check without spelling its
+	// ID (Put runs for every probe); a check of an older configuration is
+	// found by ID.
+	byCheck map[*probe.Check]*Entry
+	gen     uint64 // counts SetChecks calls, for readers that cache per configuration
+	now     func() time.Time
 }
 
 // New returns an empty store.
@@ -99,6 +103,7 @@ func (s *Store) SetChecks(checks []*probe.Check) {
 	defer s.mu.Unlock()
 	order := make([]string, 0, len(checks))
 	byID := make(map[string]*Entry, len(checks))
+	byCheck := make(map[*probe.Check]*Entry, len(checks))
 	for _, c := range checks {
 		id := c.ID()
 		if _, dup := byID[id]; dup {
@@ -109,9 +114,10 @@ func (s *Store) SetChecks(checks []*probe.Check) {
 			e.Results, e.Updated, e.Since, e.History = old.Results, old.Updated, old.Since, old.History
 		}
 		byID[id] = e
+		byCheck[c] = e
 		order = append(order, id)
 	}
-	s.order, s.byID = order, byID
+	s.order, s.byID, s.byCheck = order, byID, byCheck
 	s.gen++
 }
 
@@ -126,9 +132,11 @@ func (s *Store) Put(c *probe.Check, rs []probe.Result) (prev Entry, ok bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.byID[c.ID()]
-	if !ok {
-		return Entry{}, false
+	e := s.byCheck[c]
+	if e == nil {
+		if e, ok = s.byID[c.ID()]; !ok {
+			return Entry{}, false
+		}
 	}
 	prev = *e
 	now := s.now()

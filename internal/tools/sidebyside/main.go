@@ -164,7 +164,7 @@ func runOutside(o options) error {
 	}
 	args := append([]string{"netns", "exec", ns, self, "-inside"}, os.Args[1:]...)
 	// Bound the whole run: phases, warm-ups and the scale wait, with margin.
-	limit := 4*(o.window+40*time.Second) + 3*time.Minute
+	limit := 4*(o.window+40*time.Second) + 3*time.Minute + idleWait
 	if o.scale > 0 {
 		limit += o.scaleWait + 2*time.Minute
 	}
@@ -184,6 +184,17 @@ type report struct {
 	Window   time.Duration `json:"window_ns"`
 	Phases   []phase       `json:"phases"`
 	Scale    *scaleReport  `json:"scale,omitempty"`
+	Idle     *idleReport   `json:"idle,omitempty"`
+}
+
+// idleReport is the agent with every built-in profile enabled (required
+// params pointing into the namespace, where nothing answers).
+type idleReport struct {
+	Profiles   int     `json:"profiles"`
+	Checks     int     `json:"checks"`
+	RSSMiB     float64 `json:"rss_mib"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Series     int     `json:"series"`
 }
 
 type phase struct {
@@ -248,6 +259,11 @@ func runInside(o options) error {
 		}
 		rep.Phases = append(rep.Phases, p)
 	}
+	idle, err := measureIdle(ctx, o, dir)
+	if err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	rep.Idle = idle
 	if o.scale > 0 {
 		s, err := measureScale(ctx, o, dir)
 		if err != nil {
@@ -797,6 +813,58 @@ func measureScale(ctx context.Context, o options, dir string) (*scaleReport, err
 	return s, nil
 }
 
+// measureIdle runs the agent with every built-in profile, each required param
+// set to the namespace's first address, for idleWait, and reads its memory.
+func measureIdle(ctx context.Context, o options, dir string) (*idleReport, error) {
+	out, err := exec.CommandContext(ctx, o.agent, "profiles", "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("connprobe profiles: %w", err)
+	}
+	var cat struct {
+		Profiles []struct {
+			Name     string   `json:"name"`
+			Required []string `json:"required_params"`
+		} `json:"profiles"`
+	}
+	if err := json.Unmarshal(out, &cat); err != nil {
+		return nil, err
+	}
+	args := []string{"--web.listen-address", agentAddr}
+	for _, p := range cat.Profiles {
+		args = append(args, "--profile", p.Name)
+		for _, r := range p.Required {
+			args = append(args, "--param", p.Name+"."+r+"="+addrs(1)[0])
+		}
+	}
+	ag, err := start(dir, o.agent, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer ag.stop()
+	pid := ag.cmd.Process.Pid
+	err = waitFor(ctx, 30*time.Second, "the agent to serve", func() bool {
+		_, _, err := get(ctx, "http://"+agentAddr+"/-/healthy")
+		return err == nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, ag.tail())
+	}
+	if err := sleep(ctx, idleWait); err != nil {
+		return nil, err
+	}
+	e, _, _, err := scrapeAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &idleReport{Profiles: len(cat.Profiles), Checks: int(e.sum("connprobe_checks_configured")), Series: len(e.lines)}
+	r.RSSMiB, _ = statusMiB(pid, "VmRSS")
+	r.PeakRSSMiB, _ = statusMiB(pid, "VmHWM")
+	return r, nil
+}
+
+// idleWait is how long the idle agent runs before its memory is read.
+const idleWait = 30 * time.Second
+
 func printReport(w io.Writer, o options, rep report) {
 	fmt.Fprintf(w, "%d addresses, one check each per kind, interval %s, window %s, %d probes in flight\n\n",
 		rep.Hosts, o.interval, o.window, inflight)
@@ -819,6 +887,10 @@ func printReport(w io.Writer, o options, rep report) {
 		fmt.Fprintf(w, "ratio connprobe/blackbox %s: cpu per probe %.2fx, peak RSS %.2fx, series per check %.2fx (stored: %.2fx)\n",
 			kind, c.CPUPerProbeMs/b.CPUPerProbeMs, c.PeakRSSMiB/b.PeakRSSMiB, c.SeriesPerCheck/b.SeriesPerCheck,
 			c.SeriesPerCheck/(b.SeriesPerCheck+promPerTarget))
+	}
+	if i := rep.Idle; i != nil {
+		fmt.Fprintf(w, "\nidle: all %d built-in profiles (%d checks), after %s: RSS %.1fMiB (peak %.1fMiB), %d series\n",
+			i.Profiles, i.Checks, idleWait, i.RSSMiB, i.PeakRSSMiB, i.Series)
 	}
 	if s := rep.Scale; s != nil {
 		fmt.Fprintf(w, "\nscale: %d TCP checks, default interval and cap: serving after %.2fs, RSS %.1fMiB after load, "+
