@@ -214,7 +214,7 @@ type ftpSession struct {
 
 // probeFTP logs in to an FTP server and lists (or fetches, bounded) over a
 // passive data connection.
-func probeFTP(ctx context.Context, t Target) Result {
+func probeFTP(ctx context.Context, t Target) (res Result) {
 	r := newResult(t)
 	user, pass, err := ftpPassword(t.Check.Credentials)
 	if err != nil {
@@ -224,6 +224,7 @@ func probeFTP(ctx context.Context, t Target) Result {
 	if t.Check.Credentials.User != "" { // the anonymous token is no secret
 		sc = newScrubber(pass)
 	}
+	defer func() { res = sc.result(res) }()
 
 	begin := time.Now()
 	conn, err := dialTCP(ctx, t)

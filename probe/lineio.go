@@ -271,6 +271,31 @@ func (sc *scrubber) scrub(text string) string {
 	}
 }
 
+// result scrubs what a finished result shows of server text, once more:
+// lines are scrubbed as read, but rendering them for people can make a run
+// of the password (the escape \x82 before "mL4" reads "2mL4").
+func (sc *scrubber) result(r Result) Result {
+	if sc == nil {
+		return r
+	}
+	r.Detail = sc.scrub(r.Detail)
+	if g := r.Facts.GreetingFacts; g != nil {
+		c := *g
+		c.Greeting = sc.scrub(c.Greeting)
+		c.Extensions = append([]string(nil), c.Extensions...)
+		for i, e := range c.Extensions {
+			c.Extensions[i] = sc.scrub(e)
+		}
+		r.Facts.GreetingFacts = &c
+	}
+	if f := r.Facts.FTPFacts; f != nil {
+		c := *f
+		c.Banner = sc.scrub(c.Banner)
+		r.Facts.FTPFacts = &c
+	}
+	return r
+}
+
 // marks flags the bytes of text that belong to a run of the password, nil
 // when there is none.
 func (sc *scrubber) marks(text string) []bool {

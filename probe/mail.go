@@ -116,7 +116,7 @@ func (l *mailLogin) redact(r Result) Result {
 			r.Detail = strings.ReplaceAll(r.Detail, s, l.sc.mark)
 		}
 	}
-	return r
+	return l.sc.result(r)
 }
 
 // mailSession is one connection to a mail server: the TCP connection, the

@@ -19,14 +19,14 @@ import (
 
 // Fuzz targets for every parser of bytes a server sends. Each checks, on top
 // of "no panic, no hang", the promises a detail makes: it is bounded, holds
-// no raw control byte (no terminal escapes from a server), and shows no run
-// of 4 bytes of the password (fzSecret) that a hostile server echoes.
+// no raw control byte (no terminal escapes from a server), and, for the
+// kinds that log in, shows no run of 4 bytes of the password (fzSecret)
+// that a hostile server echoes.
 // Seed corpora live in testdata/fuzz/<target>; CI runs each for seconds.
 
 const fzSecret = "Zq7kP9vX2mL4"
 
-// fzText fails when s is unbounded, holds a control byte, or shows part of
-// the password.
+// fzText fails when s is unbounded or holds a control byte.
 func fzText(t *testing.T, what, s string) {
 	t.Helper()
 	if len(s) > 4096 {
@@ -37,6 +37,14 @@ func fzText(t *testing.T, what, s string) {
 			t.Fatalf("%s holds control byte %#x: %q", what, c, s)
 		}
 	}
+}
+
+// fzShown checks text as a kind with a password shows it: through the
+// final scrub of its result (sc.result), then for part of the password.
+func fzShown(t *testing.T, sc *scrubber, what, s string) {
+	t.Helper()
+	s = sc.result(Result{Detail: s}).Detail
+	fzText(t, what, s)
 	for i := 0; i+scrubMin <= len(fzSecret); i++ {
 		if strings.Contains(s, fzSecret[i:i+scrubMin]) {
 			t.Fatalf("%s shows %q of the password: %q", what, fzSecret[i:i+scrubMin], s)
@@ -44,14 +52,26 @@ func fzText(t *testing.T, what, s string) {
 	}
 }
 
+// fzDetail is the detail err becomes.
+func fzDetail(err error, phase Phase) string {
+	_, d := classifyWith(err, phase, net.IPv4(192, 0, 2, 1), func() []net.IP { return nil })
+	return d
+}
+
 // fzErr checks the detail an error becomes.
 func fzErr(t *testing.T, err error, phase Phase) {
 	t.Helper()
-	if err == nil {
-		return
+	if err != nil {
+		fzText(t, "detail", fzDetail(err, phase))
 	}
-	_, d := classifyWith(err, phase, net.IPv4(192, 0, 2, 1), func() []net.IP { return nil })
-	fzText(t, "detail", d)
+}
+
+// fzSecretErr checks the detail an error becomes in a kind with a password.
+func fzSecretErr(t *testing.T, sc *scrubber, err error, phase Phase) {
+	t.Helper()
+	if err != nil {
+		fzShown(t, sc, "detail", fzDetail(err, phase))
+	}
 }
 
 func FuzzFTPReply(f *testing.F) {
@@ -68,19 +88,20 @@ func FuzzFTPReply(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ctl := newFTPControl(nil, newScrubber(fzSecret))
+		sc := newScrubber(fzSecret)
+		ctl := newFTPControl(nil, sc)
 		ctl.lr = newBoundedLineReader(bytes.NewReader(data), ftpMaxLine)
-		ctl.lr.scrub, ctl.lr.greets = newScrubber(fzSecret), "FTP"
+		ctl.lr.scrub, ctl.lr.greets = sc, "FTP"
 		for range 8 {
 			rep, err := ctl.reply()
 			if err != nil {
-				fzErr(t, err, PhaseBanner)
+				fzSecretErr(t, sc, err, PhaseBanner)
 				return
 			}
 			if rep.code < 100 || rep.code > 599 || rep.lines < 1 || rep.lines > ftpMaxReplyLines {
 				t.Fatalf("reply %+v", rep)
 			}
-			fzText(t, "reply", ctl.describe(rep))
+			fzShown(t, sc, "reply", ctl.describe(rep))
 			if port, err := parseEPSV(rep.last); err == nil && (port < 1 || port > 65535) {
 				t.Fatalf("EPSV port %d", port)
 			}
@@ -131,32 +152,31 @@ func FuzzMailReplies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		greets := []string{"SMTP", "IMAP", "POP3", ""}[which%4]
 		s := fzMailSession(data, greets)
+		sc := s.login.sc
 		switch greets {
 		case "SMTP", "":
 			for range 8 {
 				rep, err := s.smtpReply()
 				if err != nil {
-					fzErr(t, err, PhaseBanner)
+					fzSecretErr(t, sc, err, PhaseBanner)
 					return
 				}
-				fzText(t, "reply", rep.text())
+				fzShown(t, sc, "reply", rep.text())
 				for _, k := range rep.keywords() {
-					fzText(t, "keyword", k)
+					fzShown(t, sc, "keyword", k)
 				}
 				_ = rep.authMechanisms()
 			}
 		case "IMAP", "POP3":
-			line, err := s.greetingLine()
-			if err != nil {
-				fzErr(t, err, PhaseBanner)
+			if _, err := s.greetingLine(); err != nil {
+				fzSecretErr(t, sc, err, PhaseBanner)
 				return
 			}
-			fzText(t, "greeting", s.facts.Greeting)
-			_ = line
+			fzShown(t, sc, "greeting", s.facts.Greeting)
 			resp, err := s.imapTagged("a1")
-			fzErr(t, err, PhaseLogin)
-			fzText(t, "completion", cleanText(resp, mailShown))
-			fzErr(t, s.imapContinue("a2", s.login), PhaseLogin)
+			fzSecretErr(t, sc, err, PhaseLogin)
+			fzShown(t, sc, "completion", cleanText(resp, mailShown))
+			fzSecretErr(t, sc, s.imapContinue("a2", s.login), PhaseLogin)
 		}
 	})
 }

@@ -165,6 +165,17 @@ func TestScrubber(t *testing.T) {
 			t.Errorf("scrub(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+	// Rendering can make a run: the escape of 0x82 before "P9v" reads
+	// "2P9v"... so a result is scrubbed once more when it is done (found by
+	// FuzzMailReplies; its input is kept in testdata/fuzz).
+	sc2 := newScrubber("X2mL4wR8")
+	shown := cleanText("\x82mL4", 64)
+	if !strings.Contains(shown, "2mL4") {
+		t.Fatalf("the rendering %q no longer makes the run this case is about", shown)
+	}
+	if got := sc2.result(Result{Detail: "the server sent \"" + shown + "\""}).Detail; strings.Contains(got, "2mL4") {
+		t.Errorf("the rendered result shows the run: %q", got)
+	}
 	if got := (*scrubber)(nil).scrub("Zq7kP9vX"); got != "Zq7kP9vX" {
 		t.Errorf("a nil scrubber changed %q", got)
 	}
