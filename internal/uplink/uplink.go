@@ -188,6 +188,29 @@ func placeOf(e Evidence) (place, bool) {
 	return pl, true
 }
 
+// gatewaySaidNoRoute reports a failure whose own detail names this host's
+// default gateway (of the result's family) answering net or host
+// unreachable: the gateway, hop 1, has no route for it.
+func gatewaySaidNoRoute(e Evidence, f *family) (place, bool) {
+	if !f.hasGw || f.gateway.Address == "" || (e.Reason != probe.ReasonRejected && e.Reason != probe.ReasonUnreachable) {
+		return place{}, false
+	}
+	if !strings.Contains(e.Detail, " from "+f.gateway.Address+",") || stopOf(e.Detail) != stopNoRoute {
+		return place{}, false
+	}
+	return place{location: probe.PathGateway, hop: 1, address: f.gateway.Address, stop: stopNoRoute,
+		icmp: icmpOf(e.Detail)}, true
+}
+
+// icmpOf is the ICMP message named in a probe's detail ("ICMP destination
+// unreachable (net unreachable) from ..."), or the detail itself.
+func icmpOf(detail string) string {
+	if i := strings.Index(detail, " from "); i > 0 {
+		return detail[:i]
+	}
+	return detail
+}
+
 // stopOf classifies an ICMP description (the trace's or the probe's).
 func stopOf(icmp string) stop {
 	s := strings.ToLower(icmp)
@@ -313,6 +336,11 @@ func Infer(all []Evidence, host gateway.Host) Verdict {
 			f.farthest, f.farWhy = n, e
 		}
 		pl, ok := placeOf(e)
+		if gp, byGw := gatewaySaidNoRoute(e, f); byGw && (!ok || pl.location == probe.PathUnknown) {
+			// The trace saw nothing (the gateway's ICMP rate limit, say),
+			// but the check's own failure names the gateway saying no route.
+			pl, ok = gp, true
+		}
 		if !ok || pl.stop == stopRule || pl.stop == stopOther {
 			continue // neutral: no path, this host, or a port block
 		}
@@ -342,6 +370,18 @@ func Infer(all []Evidence, host gateway.Host) Verdict {
 		f := fams[name]
 		if f.evidences == 0 {
 			continue // only failures without a path: neither way
+		}
+		if len(f.places) > 1 {
+			// A trace that no hop answered at all saw nothing beyond any
+			// place (routers also rate-limit their ICMP): it fits every
+			// other place and decides nothing when there is one.
+			for k, p := range f.places {
+				if p.location == probe.PathUnknown {
+					f.evidences -= len(f.byPlace[k])
+					delete(f.places, k)
+					delete(f.byPlace, k)
+				}
+			}
 		}
 		if len(f.places) > 1 {
 			v.State = StateUnknown

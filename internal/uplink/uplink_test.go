@@ -288,6 +288,9 @@ func TestInferNotDown(t *testing.T) {
 		{"silence accepted only", []Evidence{
 			{Host: "a.example", Address: "203.0.113.1", Family: "ipv4", Up: true, Reason: probe.ReasonOK},
 		}, "UDP checks that accept silence"},
+		{"nothing answered, and one destination at the gateway", []Evidence{
+			nothingAnswered("a.example", "203.0.113.1"), noRoute("b.example", "203.0.113.2", gw4),
+		}, "only one destination"},
 		{"one nothing answered, one gateway rule", []Evidence{
 			nothingAnswered("a.example", "203.0.113.1"), nothingAnswered("b.example", "203.0.113.2"),
 			adminProhibited("c.example", "203.0.113.3"),
@@ -450,5 +453,45 @@ func TestInferGatewayNoNeighbour(t *testing.T) {
 	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: "", Gateway: gw4, Destinations: 2})
 	if !strings.Contains(v.Detail, "does not answer (this host's ARP/NDP lookups for it fail") {
 		t.Errorf("detail %q", v.Detail)
+	}
+}
+
+// TestInferSilentTraceFitsAnyPlace: a trace no hop answered (a router's ICMP
+// rate limit, say) does not stand against the place the others show.
+func TestInferSilentTraceFitsAnyPlace(t *testing.T) {
+	ev := []Evidence{
+		noRoute("a.example", "203.0.113.1", gw4), nothingAnswered("c.example", "203.0.113.3"),
+		noRoute("b.example", "203.0.113.2", gw4),
+	}
+	assertPlace(t, Infer(ev, host), Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
+}
+
+// TestInferGatewayNamedInDetail: a failure the gateway answered with net
+// unreachable counts at the gateway even when its trace saw nothing (the
+// gateway's ICMP rate limit spent by the checks themselves).
+func TestInferGatewayNamedInDetail(t *testing.T) {
+	silentTrace := func(e Evidence) Evidence {
+		e.Path = &probe.Path{Location: probe.PathUnknown, Hops: []probe.PathHop{{Hop: 1}, {Hop: 2}, {Hop: 3}}}
+		return e
+	}
+	ev := []Evidence{
+		silentTrace(noRoute("a.example", "203.0.113.1", gw4)),
+		func() Evidence { e := noRoute("b.example", "203.0.113.2", gw4); e.Path = nil; return e }(),
+		nothingAnswered("c.example", "203.0.113.3"),
+	}
+	v := Infer(ev, host)
+	assertPlace(t, v, Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
+	if !strings.Contains(v.Detail, `"ICMP destination unreachable (net unreachable)"`) {
+		t.Errorf("detail %q", v.Detail)
+	}
+	// Another device named, or a rule: no place from the detail.
+	other := noRoute("a.example", "203.0.113.1", "192.168.1.10")
+	other.Path = nil
+	rule := noRoute("b.example", "203.0.113.2", gw4)
+	rule.Path, rule.Detail = nil, "ICMP destination unreachable (communication administratively prohibited) from "+gw4+", a device on the path"
+	prefix := noRoute("c.example", "203.0.113.3", gw4+"0") // 192.168.1.10 is not 192.168.1.1
+	prefix.Path = nil
+	if v := Infer([]Evidence{other, rule, prefix}, host); v.State != StateUnknown {
+		t.Errorf("%+v, want unknown", v)
 	}
 }
