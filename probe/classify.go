@@ -113,6 +113,9 @@ type DialError struct {
 	// Elapsed is how long after the first packet the error came; it tells a
 	// router's failed neighbour resolution (about 3s) from a firewall (at once).
 	Elapsed time.Duration
+	// Resent is how many times the kernel sent the SYN again before the
+	// connect ended; filled only for a path trace's TTL-limited connects.
+	Resent int
 }
 
 func (e *DialError) Error() string { return e.Op + ": " + e.Err.Error() }

@@ -69,6 +69,15 @@ func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 	}
 	var connErr error
 	var icmp *ICMPError
+	// A trace accounts for every packet it sends, SYNs the kernel sent again
+	// included (a probe outlasting TCP's 1s initial timeout).
+	resent := func() int {
+		n := 0
+		if ttl > 0 {
+			_ = rc.Control(func(fd uintptr) { n = synResent(int(fd)) })
+		}
+		return n
+	}
 	waitErr := rc.Write(func(fd uintptr) bool {
 		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
 		if err != nil {
@@ -93,10 +102,10 @@ func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 		if errors.Is(waitErr, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 			waitErr = ctx.Err()
 		}
-		return nil, &DialError{Op: "connect", Err: waitErr, ICMP: icmp, Timeout: true}
+		return nil, &DialError{Op: "connect", Err: waitErr, ICMP: icmp, Timeout: true, Resent: resent()}
 	}
 	if connErr != nil {
-		return nil, &DialError{Op: "connect", Err: connErr, ICMP: icmp, Elapsed: time.Since(begin)}
+		return nil, &DialError{Op: "connect", Err: connErr, ICMP: icmp, Elapsed: time.Since(begin), Resent: resent()}
 	}
 	// Established connections behave like any client's: ICMP soft errors
 	// must not become hard errors mid-stream.
@@ -139,4 +148,15 @@ func setTTL(fd, domain, ttl int) error {
 		return unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
 	}
 	return unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TTL, ttl)
+}
+
+// synResent is how many times the kernel retransmitted the socket's SYN
+// (tcpi_retransmits: retransmission timeouts, counted also when this host's
+// firewall drops the copy); 0 when unknown.
+func synResent(fd int) int {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0
+	}
+	return int(info.Retransmits)
 }

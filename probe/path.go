@@ -52,9 +52,12 @@ type Path struct {
 	// was open to the trace's own packets): nothing on the path blocked it
 	// then, so the location is unknown.
 	Reached bool `json:"reached,omitempty"`
-	// Probes is how many packets the trace sent (one per try: a TCP SYN or
-	// a UDP datagram, the control probe included).
+	// Probes is how many packets the trace sent: one per try (a TCP SYN or
+	// a UDP datagram), the control probe and any Retransmits included.
 	Probes int `json:"probes"`
+	// Retransmits is how many TCP SYNs the kernel sent again because this
+	// host stalled past TCP's 1s initial timeout during a probe; normally 0.
+	Retransmits int `json:"retransmits,omitempty"`
 	// DurationSeconds is how long the trace took.
 	DurationSeconds float64 `json:"duration_seconds"`
 }

@@ -25,11 +25,13 @@ const (
 	TraceMaxHops    = 20
 	TraceTries      = 2
 	TraceSilentHops = 3
-	// TraceProbeWait is under TCP's initial retransmission timeout (1s), so
-	// each TCP probe is one SYN: the socket is closed before a second.
-	TraceProbeWait = 900 * time.Millisecond
+	// TraceProbeWait is well under TCP's initial retransmission timeout
+	// (1s), so each TCP probe is one SYN: the socket is closed before the
+	// kernel sends a second (should this host stall past it, the copy is
+	// counted in Path.Probes and Path.Retransmits).
+	TraceProbeWait = 700 * time.Millisecond
 	TraceBudget    = 10 * time.Second
-	// MaxTraceProbes is the most packets one trace can send: TraceTries per
+	// MaxTraceProbes is the most probes one trace can make: TraceTries per
 	// TTL and one control probe.
 	MaxTraceProbes = TraceMaxHops*TraceTries + 1
 )
@@ -122,6 +124,8 @@ type hopAnswer struct {
 	from net.IP // who answered; nil for silence and local outcomes
 	what string // for people: the ICMP message or the local error
 	rtt  time.Duration
+	// resent is how many times the kernel sent a TCP probe's SYN again.
+	resent int
 }
 
 // hopProber sends the probes of one trace.
@@ -159,7 +163,8 @@ func runTrace(ctx context.Context, p hopProber, lim traceLimits, target net.IP) 
 		a := hopAnswer{kind: hopSilent}
 		for try := 0; try < lim.tries && a.kind == hopSilent && ctx.Err() == nil; try++ {
 			a = p.probe(ctx, ttl)
-			path.Probes++
+			path.Probes += 1 + a.resent
+			path.Retransmits += a.resent
 		}
 		if a.kind == hopSilent && ctx.Err() != nil {
 			break // the budget ended during this TTL: an unfinished wait is not silence
@@ -238,6 +243,15 @@ func runTrace(ctx context.Context, p hopProber, lim traceLimits, target net.IP) 
 // answerOf turns the outcome of one probe into a hopAnswer. local lists this
 // host's addresses (an ICMP error from one of them is this host's doing).
 func answerOf(err error, target net.IP, local []net.IP, rtt time.Duration) hopAnswer {
+	a := answerKind(err, target, local, rtt)
+	var de *DialError
+	if errors.As(err, &de) {
+		a.resent = de.Resent
+	}
+	return a
+}
+
+func answerKind(err error, target net.IP, local []net.IP, rtt time.Duration) hopAnswer {
 	if err == nil {
 		return hopAnswer{kind: hopReached, from: target, what: "the target answered", rtt: rtt}
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,15 +38,23 @@ func (p *sockProber) probe(ctx context.Context, ttl int) hopAnswer {
 	defer cancel()
 	begin := time.Now()
 	var err error
+	resent := 0
 	if p.isUDP {
 		err = exchangeUDPTTL(ctx, p.t, ttl, p.payload)
 	} else {
 		var c net.Conn
 		if c, err = dialDirectTTL(ctx, p.t, ttl); err == nil {
+			if sc, ok := c.(syscall.Conn); ok {
+				if rc, rerr := sc.SyscallConn(); rerr == nil {
+					_ = rc.Control(func(fd uintptr) { resent = synResent(int(fd)) })
+				}
+			}
 			c.Close()
 		}
 	}
-	return answerOf(err, p.t.Addr, hostAddrs(), time.Since(begin))
+	a := answerOf(err, p.t.Addr, hostAddrs(), time.Since(begin))
+	a.resent += resent
+	return a
 }
 
 func (p *sockProber) control(ctx context.Context) hopAnswer {

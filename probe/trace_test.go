@@ -286,3 +286,19 @@ func TestPathPhrase(t *testing.T) {
 		}
 	}
 }
+
+// A SYN the kernel sent again (this host stalled past TCP's 1s timeout) is
+// a packet like any other: counted in Probes and in Retransmits.
+func TestRunTraceCountsRetransmittedSYNs(t *testing.T) {
+	silentResent := hopAnswer{kind: hopSilent, resent: 1}
+	p := &fakeProber{answers: map[int][]hopAnswer{1: {expired(gw)}, 2: {silentResent}}}
+	got := runTrace(context.Background(), p, testLimits, target)
+	// TTL 1: 1 probe; TTL 2: 2 tries, each resent once; TTL 3, 4: 2 each.
+	if got.Probes != 1+2*2+2+2 || got.Retransmits != 2 {
+		t.Errorf("probes %d retransmits %d, want 9 and 2", got.Probes, got.Retransmits)
+	}
+	a := answerOf(&DialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true, Resent: 1}, target, nil, time.Second)
+	if a.kind != hopSilent || a.resent != 1 {
+		t.Errorf("answerOf kept %+v", a)
+	}
+}
