@@ -198,7 +198,7 @@ const (
 var headers = [numCols]string{"VERDICT", "PROFILE", "CHECK", "KIND", "TARGET", "ADDRESS", "FAMILY", "REASON", "PHASE", "LATENCY", "DETAIL"}
 
 // minDetail is the least detail width worth showing before columns drop.
-const minDetail = 24
+const minDetail = 40
 
 // maxDetail bounds the detail where no terminal width does.
 const maxDetail = 120
@@ -344,11 +344,12 @@ func portList(ports []int) string {
 
 // layout is the column widths and which columns show.
 type layout struct {
-	width  [numCols]int
-	hidden [numCols]bool
-	detail int // width of the detail column
-	color  bool
-	limit  int // the terminal width, 0 for none
+	width     [numCols]int
+	allCustom bool // no row has a profile: the column is all dashes
+	hidden    [numCols]bool
+	detail    int // width of the detail column
+	color     bool
+	limit     int // the terminal width, 0 for none
 }
 
 // streamLayout sizes columns before any result is known: from the checks
@@ -370,8 +371,10 @@ func streamLayout(units []*unit, opts TableOptions) *layout {
 	for _, p := range []probe.Phase{probe.PhaseStartTLS, probe.PhaseResponse} {
 		grow(colPhase, string(p))
 	}
+	l.allCustom = true
 	for _, u := range units {
 		for _, c := range u.members {
+			l.allCustom = l.allCustom && c.Profile == ""
 			grow(colProfile, dash(c.Profile))
 			grow(colCheck, c.Name)
 			grow(colKind, c.Kind)
@@ -392,7 +395,9 @@ func fitLayout(rows []row, opts TableOptions) *layout {
 	for i, h := range headers {
 		l.width[i] = len(h)
 	}
+	l.allCustom = true
 	for _, r := range rows {
+		l.allCustom = l.allCustom && r.cells[colProfile] == "-"
 		for i, c := range r.cells {
 			l.width[i] = max(l.width[i], runeLen(c))
 		}
@@ -403,7 +408,7 @@ func fitLayout(rows []row, opts TableOptions) *layout {
 
 // fit gives the detail what the terminal leaves. While the detail would
 // get less than minDetail, columns give way, those that matter least first:
-// phase, latency, kind and profile drop; long check names and targets are
+// a profile column of dashes only, phase, latency, kind and profile drop; long check names and targets are
 // cut; then the address and the family drop (the reason and the verdict
 // always stay).
 func (l *layout) fit(opts TableOptions) {
@@ -425,14 +430,18 @@ func (l *layout) fit(opts TableOptions) {
 	shrink := func(col, least int) func() {
 		return func() {
 			short := minDetail - (opts.Width - fixed())
-			l.width[col] = max(least, l.width[col]-short, min(l.width[col], least))
+			l.width[col] = min(l.width[col], max(least, l.width[col]-short))
 		}
 	}
-	for _, step := range []func(){
-		drop(colPhase), drop(colLatency), drop(colKind), drop(colProfile),
+	steps := []func(){drop(colPhase), drop(colLatency), drop(colKind), drop(colProfile)}
+	if l.allCustom {
+		// A column of dashes says nothing: it goes first.
+		steps = append([]func(){drop(colProfile)}, steps...)
+	}
+	for _, step := range append(steps,
 		shrink(colCheck, 14), shrink(colTarget, 22), drop(colAddress), drop(colFamily),
-		shrink(colCheck, 8), shrink(colTarget, 12),
-	} {
+		shrink(colCheck, 8), shrink(colTarget, 18),
+	) {
 		if opts.Width-fixed() >= minDetail {
 			break
 		}
