@@ -48,7 +48,7 @@ func args(profileDir string) []string {
 
 // consoleLine matches what Chromium logs for a console message, an uncaught
 // script error or a resource the page's Content-Security-Policy refused.
-var consoleLine = regexp.MustCompile(`(?i):CONSOLE\(\d+\)|Uncaught|Refused to (load|execute|apply)|Content Security Policy`)
+var consoleLine = regexp.MustCompile(`(?i):CONSOLE(\(\d+\)|:\d+\])|Uncaught|Refused to (load|execute|apply)|Content Security Policy`)
 
 // ConsoleLines returns the lines of a run's stderr that report something
 // the page logged or a script error; a page without any script logs none.

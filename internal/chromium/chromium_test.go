@@ -1,6 +1,11 @@
 package chromium
 
-import "testing"
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
 
 func TestTextAndOrder(t *testing.T) {
 	html := "<html><head><title>x</title><style>p { color: red; }</style></head>" +
@@ -23,8 +28,32 @@ func TestTextAndOrder(t *testing.T) {
 func TestConsoleLines(t *testing.T) {
 	stderr := "[1205/130000.1:INFO:CONSOLE(3)] \"Uncaught ReferenceError: x\", source: http://127.0.0.1/ (3)\n" +
 		"[1205/130000.2:WARNING:gpu_init.cc(1)] nothing to see\n" +
-		"[1205/130000.3:INFO:CONSOLE(0)] \"Refused to load the image because it violates the Content Security Policy\"\n"
-	if got := ConsoleLines(stderr); len(got) != 2 {
-		t.Errorf("ConsoleLines found %d lines, want 2: %q", len(got), got)
+		"[1205/130000.3:INFO:CONSOLE(0)] \"Refused to load the image because it violates the Content Security Policy\"\n" +
+		// Chromium 156 spells the source line after a colon.
+		"[13474:13474:1205/134309.814516:INFO:CONSOLE:8] \"hello\", source: http://127.0.0.1/ (8)\n"
+	if got := ConsoleLines(stderr); len(got) != 3 {
+		t.Errorf("ConsoleLines found %d lines, want 3: %q", len(got), got)
+	}
+}
+
+// The detector works with the real browser: a page that logs and throws is
+// caught, so a clean run of the status page means something.
+func TestConsoleLinesCatchARealScript(t *testing.T) {
+	bin := Find(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!DOCTYPE html><html><body><p id="p">page</p>` +
+			`<script>console.log("logged"); undefinedFunction();</script></body></html>`))
+	}))
+	defer srv.Close()
+	dom, stderr := Run(t, bin, srv.URL+"/", "--dump-dom", "--virtual-time-budget=2000")
+	if !strings.Contains(dom, `id="p"`) {
+		t.Fatalf("the DOM is not the page:\n%s", dom)
+	}
+	lines := strings.Join(ConsoleLines(stderr), "\n")
+	for _, want := range []string{"logged", "Uncaught"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("the console lines lack %q:\n%s\nstderr:\n%s", want, lines, tail(stderr, 3000))
+		}
 	}
 }

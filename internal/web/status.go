@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -75,6 +77,21 @@ type statusPage struct{ pageOptions }
 var statusHTML string
 
 var statusTemplate = template.Must(template.New("status").Parse(statusHTML))
+
+// contentSecurityPolicy allows the page's one inline style sheet, by its
+// hash, and nothing else: no script, no image, no font, nothing from
+// elsewhere (the agent may have no internet), so a browser refuses anything
+// injected.
+var contentSecurityPolicy = func() string {
+	start := strings.Index(statusHTML, "<style>") + len("<style>")
+	end := strings.Index(statusHTML, "</style>")
+	if start < len("<style>") || end < start {
+		panic("status.html has no <style> element")
+	}
+	sum := sha256.Sum256([]byte(statusHTML[start:end]))
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}()
 
 // Row classes, in page order: essential failures, warnings (non-essential
 // failures), checks without a verdict, working checks.
@@ -166,7 +183,7 @@ func (p *statusPage) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	// The page needs no script and nothing from elsewhere (the agent may have
 	// no internet): say so, so that a browser refuses anything injected.
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 	if err := statusTemplate.Execute(w, data); err != nil {
 		p.logger.Debug("writing status page", "err", err)
 	}
@@ -439,7 +456,10 @@ func (p *statusPage) rangeRow(r *row, u *unit, now time.Time) {
 	}
 	r.RangeSummary = summary
 	if allUp {
-		r.Label = fmt.Sprintf("%d ports ok", probed)
+		r.Label = fmt.Sprintf("all %d ports ok", total)
+		if probed < total {
+			r.Label = fmt.Sprintf("%d of %d ports ok, %d not run yet", probed, total, total-probed)
+		}
 		r.Since, r.SinceFor = p.fmtTime(okSince), forDuration(now.Sub(okSince))
 	} else {
 		r.Label = fmt.Sprintf("%d of %d ports fail", probed-up, probed)
