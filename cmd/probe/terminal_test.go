@@ -267,7 +267,7 @@ func TestCheckOnATerminal(t *testing.T) {
 		if code, _ := runOnTerminals(t, bin, []string{"NO_COLOR=1"}, out, errt, nil, "check", "--config.file", quick); code != 0 {
 			t.Errorf("exit code %d\n%s", code, out.text())
 		}
-		if stdout := out.text(); strings.Contains(stdout, "\x1b[") || !strings.Contains(stdout, "OK       -        fast") {
+		if stdout := out.text(); strings.Contains(stdout, "\x1b[") || !strings.Contains(stdout, "OK       fast") {
 			t.Errorf("NO_COLOR: %q", stdout)
 		}
 	})
