@@ -2,15 +2,16 @@
 // binary with the version stamped in, then packages it as .deb and .rpm with
 // nfpm, used as a library so that no nfpm binary has to be installed.
 //
-//	go run ./internal/tools/pkgbuild -version 1.2.3 -arch amd64
+//	go -C internal/tools/pkgbuild run . -version 1.2.3 -arch amd64
 //
 // writes dist/connprobe_1.2.3_amd64.deb and dist/connprobe_1.2.3_amd64.rpm.
 // What goes into the packages is deploy/nfpm.yaml; this tool only fills in
 // the version, the architecture and the binary's path.
 //
 // It lives under internal/tools so that cmd/probe stays the only command a
-// user installs; nfpm and its dependencies are linked into this tool only,
-// never into the agent.
+// user installs, and is a module of its own (go.mod in this folder) so that
+// nfpm and its dependencies are neither linked into the agent nor listed in
+// the agent's go.mod and go.sum.
 package main
 
 import (
@@ -32,8 +33,12 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/rpm"
 )
 
+// agentModule is the module whose ./cmd/probe is packaged; this tool is a
+// module of its own, nested in the agent's repository.
+const agentModule = "github.com/connprobe/connprobe"
+
 // buildinfoPkg is where the linker stamps the version (see internal/buildinfo).
-const buildinfoPkg = "github.com/connprobe/connprobe/internal/buildinfo"
+const buildinfoPkg = agentModule + "/internal/buildinfo"
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
@@ -51,7 +56,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "dist", "output directory (relative paths: from the repository root)")
 	config := fs.String("config", "deploy/nfpm.yaml", "nfpm configuration (relative paths: from the repository root)")
 	binary := fs.String("binary", "", "package this binary instead of building one")
-	root := fs.String("root", "", "repository root (default: the directory holding go.mod, from the working directory up)")
+	root := fs.String("root", "", "repository root (default: the directory holding the agent's go.mod, from the working directory up)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -289,23 +294,34 @@ func dropEmptyGlobs(contents files.Contents, log io.Writer) files.Contents {
 	return kept
 }
 
-// findRoot is the nearest directory from the working directory up that
-// holds go.mod: go run and go test may start anywhere in the module.
+// findRoot is the nearest directory from the working directory up whose
+// go.mod is the agent's module: go run and go test may start anywhere in
+// the repository, and this tool's own go.mod (in its folder) is not the root.
 func findRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(b) == agentModule {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("no go.mod in the working directory or above it: pass -root")
+			return "", fmt.Errorf("no go.mod of %s in the working directory or above it: pass -root", agentModule)
 		}
 		dir = parent
 	}
+}
+
+// modulePath is the path a go.mod's module directive declares, or "".
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`)
+		}
+	}
+	return ""
 }
 
 // gitRevision is HEAD's commit, or "" outside a git checkout (a source

@@ -565,3 +565,24 @@ func get(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestFindRoot: the tool's own go.mod, in its folder, must not be taken for
+// the repository root.
+func TestFindRoot(t *testing.T) {
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "cmd", "probe")); err != nil {
+		t.Errorf("root %s holds no cmd/probe: %v", root, err)
+	}
+	if modulePath([]byte(readFile(t, filepath.Join(root, "go.mod")))) != agentModule {
+		t.Errorf("root %s: go.mod is not %s", root, agentModule)
+	}
+	for gomod, want := range map[string]string{
+		"module example.com/x\n\ngo 1.26\n":     "example.com/x",
+		"// c\nmodule \"example.com/q\" // c\n": "example.com/q",
+		"go 1.26\n":                             "",
+	} {
+		if got := modulePath([]byte(gomod)); got != want {
+			t.Errorf("modulePath(%q) = %q, want %q", gomod, got, want)
+		}
+	}
+}
