@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -245,6 +246,11 @@ func TestDockerfile(t *testing.T) {
 	if !regexp.MustCompile(`^FROM golang:1\.26(\.\d+)?(-\S+)? AS \w+$`).MatchString(froms[0]) {
 		t.Errorf("builder stage %q: want FROM golang:1.26 AS name", froms[0])
 	}
+	// The image ships a binary of the same toolchain as the packages.
+	builder := instr[:slices.Index(instr, froms[1])]
+	if want := "ENV GOTOOLCHAIN=" + releaseToolchain; !slices.Contains(builder, want) {
+		t.Errorf("builder stage: want %q (the packages' release toolchain)", want)
+	}
 	if froms[1] != "FROM gcr.io/distroless/static:nonroot" && froms[1] != "FROM scratch" {
 		t.Errorf("runtime stage %q: want distroless static:nonroot or scratch", froms[1])
 	}
@@ -289,5 +295,19 @@ func TestDockerfile(t *testing.T) {
 	ignore := readFile(t, filepath.Join(root, "deploy/Dockerfile.dockerignore"))
 	if !regexp.MustCompile(`(?m)^\.git$`).MatchString(ignore) {
 		t.Errorf("deploy/Dockerfile.dockerignore does not exclude .git")
+	}
+}
+
+// TestVulnScanToolchain: CI's vulnerability scan must analyse the agent as
+// the packages build it, or a fixed standard library would hide behind an
+// old one (or the reverse).
+func TestVulnScanToolchain(t *testing.T) {
+	t.Parallel()
+	ci := readFile(t, filepath.Join(repoRoot(t), ".ci/run"))
+	if want := "RELEASE_TOOLCHAIN=" + releaseToolchain + "\n"; !strings.Contains(ci, want) {
+		t.Errorf(".ci/run: want %q for govulncheck, the packages' release toolchain", strings.TrimSpace(want))
+	}
+	if !strings.Contains(ci, "GOTOOLCHAIN=$RELEASE_TOOLCHAIN go run \"golang.org/x/vuln/cmd/govulncheck@") {
+		t.Error(".ci/run: govulncheck does not run under the release toolchain")
 	}
 }

@@ -37,6 +37,13 @@ import (
 // module of its own, nested in the agent's repository.
 const agentModule = "github.com/connprobe/connprobe"
 
+// releaseToolchain is the Go release the shipped binaries are compiled
+// with, newer than the go line of go.mod (which stays at what a plain Go
+// install builds): it carries the standard library's security fixes. The
+// go command fetches it from the module proxy (GOTOOLCHAIN) on first use.
+// Keep deploy/Dockerfile and .ci/run's vulnerability scan on the same one.
+const releaseToolchain = "go1.27.3"
+
 // buildinfoPkg is where the linker stamps the version (see internal/buildinfo).
 const buildinfoPkg = agentModule + "/internal/buildinfo"
 
@@ -56,6 +63,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "dist", "output directory (relative paths: from the repository root)")
 	config := fs.String("config", "deploy/nfpm.yaml", "nfpm configuration (relative paths: from the repository root)")
 	binary := fs.String("binary", "", "package this binary instead of building one")
+	toolchain := fs.String("toolchain", releaseToolchain, "Go toolchain to compile with (GOTOOLCHAIN), e.g. go1.27.3, or local for the installed one")
 	root := fs.String("root", "", "repository root (default: the directory holding the agent's go.mod, from the working directory up)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,7 +92,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if bin == "" {
 		bin = filepath.Join(outDir, t.dirName(), "connprobe")
 		fmt.Fprintf(stdout, "building %s\n", bin)
-		if err := buildBinary(ctx, *root, bin, t, *version, *revision); err != nil {
+		if err := buildBinary(ctx, *root, bin, t, *toolchain, *version, *revision); err != nil {
 			return err
 		}
 	}
@@ -149,18 +157,19 @@ func ldflags(version, revision string) string {
 	return fmt.Sprintf("-s -w -X %s.Version=%s -X %s.Revision=%s", buildinfoPkg, version, buildinfoPkg, revision)
 }
 
-// buildBinary compiles ./cmd/probe for t into out. CGO is off so the binary
+// buildBinary compiles ./cmd/probe for t into out with the Go toolchain
+// named (GOTOOLCHAIN: "go1.27.3", or "local"). CGO is off so the binary
 // is static: it runs on any distribution of the architecture, in a scratch
 // container, and uses Go's own resolver rather than the host's libc.
-func buildBinary(ctx context.Context, root, out string, t target, version, revision string) error {
+func buildBinary(ctx context.Context, root, out string, t target, toolchain, version, revision string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags(version, revision), "-o", out, "./cmd/probe")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+t.GOOS, "GOARCH="+t.GOARCH, "GOARM="+t.GOARM)
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+toolchain, "CGO_ENABLED=0", "GOOS="+t.GOOS, "GOARCH="+t.GOARCH, "GOARM="+t.GOARM)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build for %s/%s: %v\n%s", t.GOOS, t.GOARCH, err, b)
+		return fmt.Errorf("go build for %s/%s with %s: %v\n%s", t.GOOS, t.GOARCH, toolchain, err, b)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func TestPackages(t *testing.T) {
 
 	start := time.Now()
 	bin := filepath.Join(dir, "connprobe")
-	if err := buildBinary(ctx, root, bin, tgt, testVersion, "testrev"); err != nil {
+	if err := buildBinary(ctx, root, bin, tgt, releaseToolchain, testVersion, "testrev"); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
@@ -237,8 +237,9 @@ func installAndRun(t *testing.T, deb string) {
 	}
 
 	bin := filepath.Join(prefix, "/usr/bin/connprobe")
-	if v := cmdOut(t, bin, "--version"); !strings.HasPrefix(v, "connprobe "+testVersion+" (revision testrev,") {
-		t.Errorf("connprobe --version = %q", v)
+	// The release toolchain, not the installed Go, compiled what ships.
+	if v := cmdOut(t, bin, "--version"); !strings.HasPrefix(v, "connprobe "+testVersion+" (revision testrev,") || !strings.Contains(v, releaseToolchain+")") {
+		t.Errorf("connprobe --version = %q, want version %s, revision testrev, built with %s", v, testVersion, releaseToolchain)
 	}
 	if v := cmdOut(t, bin, "validate", "--config.file", filepath.Join(prefix, "/etc/connprobe/connprobe.yml")); !strings.Contains(v, "valid") {
 		t.Errorf("validate: %q", v)
@@ -406,7 +407,7 @@ func TestCrossBuilds(t *testing.T) {
 		t.Run(tgt.GOOS+"_"+tgt.pkgArch(), func(t *testing.T) {
 			start := time.Now()
 			out := filepath.Join(t.TempDir(), tgt.exe())
-			if err := buildBinary(context.Background(), root, out, tgt, testVersion, ""); err != nil {
+			if err := buildBinary(context.Background(), root, out, tgt, releaseToolchain, testVersion, ""); err != nil {
 				t.Fatal(err)
 			}
 			if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
