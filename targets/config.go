@@ -5,8 +5,8 @@ package targets
 
 import (
 	"embed"
+	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -239,9 +239,14 @@ type Options struct {
 	Params      []string // --param PROFILE.KEY=VALUE (repeatable)
 }
 
-// Load reads and parses a configuration file.
+// Load reads and parses a configuration file; one larger than MaxFileBytes
+// is refused before it is read.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path)
+	var le *Error
+	if errors.As(err, &le) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -251,6 +256,9 @@ func Load(path string) (*Config, error) {
 // Parse decodes a configuration; name is used in error messages and as the
 // base for relative tls.ca_file paths.
 func Parse(name string, data []byte) (*Config, error) {
+	if err := checkSize(name, data); err != nil {
+		return nil, err
+	}
 	root, err := parseDoc(name, data)
 	if err != nil {
 		return nil, err

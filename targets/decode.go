@@ -183,6 +183,10 @@ func (d *decoder) str(v *yaml.Node, key, where string) string {
 		d.errorf(v.Line, "%s in %s must be a string, got %s", key, where, describe(v))
 		return ""
 	}
+	if msg := valueProblem(v.Value, MaxValueLen); msg != "" {
+		d.errorf(v.Line, "%s in %s %s", key, where, msg)
+		return ""
+	}
 	return v.Value
 }
 
@@ -199,6 +203,10 @@ func (d *decoder) strs(v *yaml.Node, key, where string) []string {
 	for _, e := range v.Content {
 		if e = resolve(e); e.Kind != yaml.ScalarNode || isNull(e) {
 			d.errorf(e.Line, "%s in %s must be a list of strings, got %s in it", key, where, describe(e))
+			continue
+		}
+		if msg := valueProblem(e.Value, MaxValueLen); msg != "" {
+			d.errorf(e.Line, "each of %s in %s %s", key, where, msg)
 			continue
 		}
 		out = append(out, e.Value)
@@ -280,7 +288,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 	n = resolve(n)
 	c := CheckSpec{lines: map[string]int{"": n.Line}}
 	where := fmt.Sprintf("check #%d", index+1)
-	if name := lookup(n, "name"); name != "" {
+	if name := lookup(n, "name"); name != "" && len(name) <= MaxNameLen && validName(name) {
 		where = fmt.Sprintf("check %q", name)
 	}
 	var portsNode *yaml.Node
@@ -368,6 +376,8 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 	switch {
 	case c.Name == "" && c.lines["name"] == 0:
 		d.errorf(n.Line, "%s has no name; add name: (letters, digits, '.', '_', '-')", where)
+	case len(c.Name) > MaxNameLen:
+		d.errorf(c.lines["name"], "the name of %s is %d characters long; at most %d", where, len(c.Name), MaxNameLen)
 	case c.Name != "" && !validName(c.Name):
 		d.errorf(c.lines["name"], "check name %q is not allowed; use letters, digits, '.', '_' and '-', starting with a letter or digit", c.Name)
 	}
@@ -432,6 +442,11 @@ func (d *decoder) checks(v *yaml.Node, inProfile bool) []CheckSpec {
 	}
 	if v.Kind != yaml.SequenceNode {
 		d.errorf(v.Line, "checks must be a list (each entry starting with \"- name:\"), got %s", describe(v))
+		return nil
+	}
+	if len(v.Content) > MaxChecks {
+		// Refused before decoding: each entry would cost far more than its text.
+		d.errorf(v.Line, "checks holds %d entries; at most %d checks in all", len(v.Content), MaxChecks)
 		return nil
 	}
 	var out []CheckSpec

@@ -59,7 +59,17 @@ func (l *errList) err() error {
 		fj, lj := key(sorted[j])
 		return fi < fj || (fi == fj && li < lj)
 	})
+	if n := len(sorted) - maxErrors; n > 0 {
+		sorted = append(sorted[:maxErrors:maxErrors], fmt.Errorf("... and %d more %s (the first %d are listed)", n, plural(n, "error", "errors"), maxErrors))
+	}
 	return errors.Join(sorted...)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func (l *errList) empty() bool { return len(l.errs) == 0 }

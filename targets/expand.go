@@ -80,6 +80,9 @@ func (c *Config) Expand(opts Options) (*Plan, error) {
 		s := &c.Custom[i]
 		sc := scope{file: c.Source, dir: dir, where: fmt.Sprintf("check %q", s.Name)}
 		plan.Checks = append(plan.Checks, c.expand(s, sc, &errs)...)
+		if len(plan.Checks) > MaxChecks {
+			return nil, errTooManyChecks(c.Source)
+		}
 	}
 
 	profs := c.enabledProfiles(opts)
@@ -94,6 +97,9 @@ func (c *Config) Expand(opts Options) (*Plan, error) {
 			checks, skipped := c.expandProfile(cat, e, cli[e.ref.Name], &errs)
 			plan.Checks = append(plan.Checks, checks...)
 			plan.Skipped = append(plan.Skipped, skipped...)
+			if len(plan.Checks) > MaxChecks {
+				return nil, errTooManyChecks(c.Source)
+			}
 		}
 	}
 
@@ -723,6 +729,9 @@ func hostProblem(host, family string) string {
 		return fmt.Sprintf("is a URL; write only the name, e.g. host: %s", rest)
 	case strings.ContainsAny(host, " \t/@"):
 		return "is not a DNS name or IP address"
+	}
+	if msg := hostCharsProblem(host); msg != "" {
+		return msg
 	}
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
 		if strings.HasPrefix(host, "[") {

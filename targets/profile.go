@@ -1,9 +1,9 @@
 package targets
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -118,6 +118,9 @@ func (m CheckMeta) Essential() bool { return m.Level != LevelRecommended }
 // ParseProfile decodes one profile document; name is used in errors and as
 // the base for relative tls.ca_file paths.
 func ParseProfile(name string, data []byte) (*Profile, error) {
+	if err := checkSize(name, data); err != nil {
+		return nil, err
+	}
 	root, err := parseDoc(name, data)
 	if err != nil {
 		return nil, err
@@ -170,7 +173,7 @@ func builtinProfiles() ([]Profile, error) {
 // LoadProfiles parses every *.yml and *.yaml file in dir (not recursively),
 // for --profiles.dir.
 func LoadProfiles(dir string) ([]Profile, error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := profileFiles(dir)
 	if err != nil {
 		return nil, fmt.Errorf("profiles dir: %w", err)
 	}
@@ -178,11 +181,13 @@ func LoadProfiles(dir string) ([]Profile, error) {
 	var errs errList
 	seen := map[string]string{}
 	for _, e := range entries {
-		if e.IsDir() || !isProfileFile(e.Name()) {
+		p := filepath.Join(dir, e.Name())
+		data, err := readLimited(p)
+		var le *Error
+		if errors.As(err, &le) {
+			errs.errs = append(errs.errs, err)
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(p)
 		if err != nil {
 			errs.errs = append(errs.errs, fmt.Errorf("profiles dir: %w", err))
 			continue
