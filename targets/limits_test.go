@@ -57,11 +57,17 @@ func TestFileSizeLimit(t *testing.T) {
 
 func TestValueLimits(t *testing.T) {
 	long := strings.Repeat("a", MaxNameLen+1)
-	checkErr(t, func() error { _, err := build("checks:\n  - {name: "+long+", kind: tcp, host: 127.0.0.1, port: 1}\n", Options{}); return err }(),
+	checkErr(t, func() error {
+		_, err := build("checks:\n  - {name: "+long+", kind: tcp, host: 127.0.0.1, port: 1}\n", Options{})
+		return err
+	}(),
 		[]string{fmt.Sprintf("config.yml:2: the name of check #1 is %d characters long; at most %d", MaxNameLen+1, MaxNameLen)})
 
 	huge := strings.Repeat("b", MaxValueLen+1)
-	checkErr(t, func() error { _, err := build("checks:\n  - {name: a, kind: tcp, host: "+huge+", port: 1}\n", Options{}); return err }(),
+	checkErr(t, func() error {
+		_, err := build("checks:\n  - {name: a, kind: tcp, host: "+huge+", port: 1}\n", Options{})
+		return err
+	}(),
 		[]string{fmt.Sprintf(`config.yml:2: host in check "a" is %d bytes long; at most %d`, MaxValueLen+1, MaxValueLen)})
 
 	for _, c := range []struct{ host, want string }{
