@@ -106,6 +106,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.handler = web.New(web.Options{
 		Gatherer: a.metrics.Gatherer(a.registry),
+		Metrics:  a.metrics.Handler(a.registry, opts.Logger),
 		Store:    a.store,
 		Reload:   a.Reload,
 		Logger:   opts.Logger,

@@ -540,6 +540,18 @@ func (m *Metrics) reconfigureLocked(entries []results.Entry) {
 // NTP kiss-o'-death); only their checks export connprobe_check_throttled.
 func throttlingKind(kind string) bool { return kind == "ntp" }
 
+// checkDescs are the per-check families: those emitEntryLocked and
+// emitSeriesLocked build (a test holds Handler to Collect, so a family
+// missing here fails it).
+func (m *Metrics) checkDescs() []*prometheus.Desc {
+	return []*prometheus.Desc{
+		m.essential, m.overrunsTotal, m.throttledState, m.up, m.reason, m.duration, m.lastRun,
+		m.phaseDuration, m.pathHop, m.pathInfo, m.certNotAfter, m.tlsVersion, m.tlsHandshake,
+		m.ntpReachable, m.ntpUsable, m.ntpOffset, m.ntpRTT, m.ntpStratum, m.ntpRootDistance,
+		m.ntpLeap, m.ntpKissCode, m.runsTotal, m.latency,
+	}
+}
+
 // emitSeriesLocked emits what Record accumulated: the run counters and the
 // latency histograms.
 func (m *Metrics) emitSeriesLocked(out sink) {
@@ -555,10 +567,10 @@ func (m *Metrics) emitSeriesLocked(out sink) {
 func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) {
 	c := e.Check
 	out.gauge(m.essential, cl.pairs, boolValue(c.Essential))
-	if m.overruns != nil {
+	if m.overruns != nil && out.wants(m.overrunsTotal) {
 		out.counter(m.overrunsTotal, cl.pairs, float64(m.overruns(cl.id)))
 	}
-	if m.throttled != nil && throttlingKind(c.Kind) {
+	if m.throttled != nil && throttlingKind(c.Kind) && out.wants(m.throttledState) {
 		factor, stopped := m.throttled(cl.id)
 		state := 0.0
 		switch {
@@ -582,6 +594,9 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 		rl := cl.family(family, m.interner)
 
 		gauge := func(d *prometheus.Desc, v float64, extra ...*dto.LabelPair) {
+			if !out.wants(d) {
+				return
+			}
 			pairs := rl.pairs
 			for _, p := range extra {
 				pairs = withPair(pairs, p)

@@ -213,12 +213,16 @@ type familyMeta struct{ name, help string }
 // sink receives the per-check series: the registry's channel (Collect), or
 // families built directly (Gatherer).
 type sink interface {
+	// wants reports whether d's series are built at all.
+	wants(d *prometheus.Desc) bool
 	gauge(d *prometheus.Desc, pairs []*dto.LabelPair, v float64)
 	counter(d *prometheus.Desc, pairs []*dto.LabelPair, v float64)
 	histogram(d *prometheus.Desc, pairs []*dto.LabelPair, h *latencyHist)
 }
 
 type chanSink struct{ ch chan<- prometheus.Metric }
+
+func (chanSink) wants(*prometheus.Desc) bool { return true }
 
 func (s chanSink) gauge(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
 	s.ch <- &cheapMetric{desc: d, pairs: pairs, value: v}
@@ -242,6 +246,9 @@ type familySink struct {
 	families map[*prometheus.Desc]*dto.MetricFamily
 	metrics  []dto.Metric
 	values   []float64
+	// only, when set, is the one family built (Handler encodes one at a
+	// time); every other series is skipped.
+	only *prometheus.Desc
 }
 
 func newFamilySink(meta map[*prometheus.Desc]familyMeta) *familySink {
@@ -276,15 +283,26 @@ func (s *familySink) value(v float64) *float64 {
 	return p
 }
 
+func (s *familySink) wants(d *prometheus.Desc) bool { return s.only == nil || d == s.only }
+
 func (s *familySink) gauge(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
+	if s.only != nil && d != s.only {
+		return
+	}
 	s.add(d, dto.MetricType_GAUGE, pairs).Gauge = &dto.Gauge{Value: s.value(v)}
 }
 
 func (s *familySink) counter(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
+	if s.only != nil && d != s.only {
+		return
+	}
 	s.add(d, dto.MetricType_COUNTER, pairs).Counter = &dto.Counter{Value: s.value(v)}
 }
 
 func (s *familySink) histogram(d *prometheus.Desc, pairs []*dto.LabelPair, h *latencyHist) {
+	if s.only != nil && d != s.only {
+		return
+	}
 	out := &dto.Histogram{}
 	h.write(out)
 	s.add(d, dto.MetricType_HISTOGRAM, pairs).Histogram = out

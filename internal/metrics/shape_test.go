@@ -2,6 +2,10 @@ package metrics
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -181,6 +185,14 @@ func TestGathererMatchesCollect(t *testing.T) {
 		if !slices.Equal(want, got) {
 			t.Errorf("Gatherer and Collect differ:\n got  %s\n want %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
 		}
+		// The handler /metrics serves: the same lines, plain and gzip.
+		regH, mH := site(opts...)
+		h := mH.Handler(regH, nil)
+		for _, gz := range []bool{false, true} {
+			if got := handlerLines(t, h, gz); !slices.Equal(want, got) {
+				t.Errorf("Handler (gzip %v) and Collect differ:\n got  %s\n want %s", gz, strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+			}
+		}
 		if len(textSeries(t, regG, "db")) != 0 {
 			t.Error("the registry alone still has per-check series after Gatherer")
 		}
@@ -188,4 +200,40 @@ func TestGathererMatchesCollect(t *testing.T) {
 			t.Errorf("lint: %v %v", err, problems)
 		}
 	}
+}
+
+// handlerLines scrapes h in the text format and returns its sample lines,
+// sorted.
+func handlerLines(t *testing.T, h http.Handler, gz bool) []string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var body io.Reader = rec.Body
+	if gz {
+		if rec.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatal("gzip asked for, not given")
+		}
+		zr, err := gzip.NewReader(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

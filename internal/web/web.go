@@ -21,7 +21,10 @@ import (
 // Options configure the handler.
 type Options struct {
 	Gatherer prometheus.Gatherer // usually the *prometheus.Registry
-	Store    *results.Store
+	// Metrics serves /metrics instead of promhttp over Gatherer when set
+	// (metrics.Metrics.Handler: per-check families streamed one at a time).
+	Metrics http.Handler
+	Store   *results.Store
 	// Reload reloads the configuration; nil makes /-/reload answer 501.
 	Reload  func() error
 	Logger  *slog.Logger
@@ -45,10 +48,14 @@ func New(opts Options) http.Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	metricsHandler := opts.Metrics
+	if metricsHandler == nil {
+		metricsHandler = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+			ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
+		})
+	}
+	mux.Handle("/metrics", metricsHandler)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("OK"))
