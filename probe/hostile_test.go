@@ -138,6 +138,20 @@ func hsBigChainServer(t *testing.T) int {
 	})
 }
 
+// hsOverTLS runs handle on the TLS side of each connection (the good leaf).
+func hsOverTLS(t *testing.T, handle func(net.Conn)) int {
+	cfg := &tls.Config{Certificates: []tls.Certificate{lbPKI(t).good.tls}}
+	return lbRawServer(t, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		handle(tc)
+	})
+}
+
 // hsGigabyteBody answers with a 1 GB body, streamed.
 func hsGigabyteBody(c net.Conn) {
 	defer c.Close()
@@ -166,6 +180,11 @@ func hsFlood(t *testing.T, n int) int {
 		}
 		return out
 	}).port
+}
+
+// hsMailCheck is a mail check of kind trusting the test root.
+func hsMailCheck(t *testing.T, kind string) func(int) *Check {
+	return func(port int) *Check { return lbMailCheck(t, kind, port) }
 }
 
 func TestHostileServers(t *testing.T) {
@@ -217,6 +236,12 @@ func TestHostileServers(t *testing.T) {
 		{"tls stalled handshake", tcp(hsStalledTLS), mk("tls"), ReasonTimeout, PhaseTLS, ""},
 		{"https stalled handshake", tcp(hsStalledTLS), mk("https"), ReasonTimeout, PhaseTLS, ""},
 		{"tls 300 KB chain", hsBigChainServer, mk("tls"), ReasonTLSHandshake, PhaseTLS, "exceeds maximum"},
+		{"imaps 10 MB greeting", func(t *testing.T) int { return hsOverTLS(t, hsHuge("* OK ", 10<<20, false)) },
+			hsMailCheck(t, "imaps"), ReasonProtocol, PhaseBanner, "longer than 4096 bytes"},
+		{"pop3s silent after TLS", func(t *testing.T) int { return hsOverTLS(t, hsSilent) },
+			hsMailCheck(t, "pop3s"), ReasonProtocol, PhaseBanner, "no greeting followed"},
+		{"imaps endless untagged lines", func(t *testing.T) int { return hsOverTLS(t, hsEndless("* OK ready\r\n", "* 1 EXISTS\r\n", false)) },
+			hsMailCheck(t, "imaps"), ReasonOK, PhaseBanner, `IMAP greeting "* OK ready"`},
 		{"sip endless headers", tcp(hsEndless("SIP/2.0 200 OK\r\n", "X-A: b\r\n", true)), mk("sip"), ReasonProtocol, PhaseResponse, "longer than 64 KB"},
 		{"ntp flood of wrong replies", func(t *testing.T) int { return hsFlood(t, 200) }, mk("ntp"), ReasonProtocol, PhaseResponse, "none matching the request"},
 		{"udp stun flood of wrong replies", func(t *testing.T) int { return hsFlood(t, 200) },
