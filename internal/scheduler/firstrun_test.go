@@ -82,9 +82,9 @@ func TestFirstRunsSoonThenOnSchedule(t *testing.T) {
 		if !want.After(runs[0]) {
 			want = want.Add(2 * time.Second)
 		}
-		// Timers never fire early; allow a loaded machine 300ms late.
-		if d := runs[1].Sub(want); d < 0 || d > 300*time.Millisecond {
-			t.Errorf("%s: second run %v after its regular slot, want within [0, 300ms]", c.Name, d)
+		// Timers never fire early; allow a loaded machine 500ms late.
+		if d := runs[1].Sub(want); d < 0 || d > 500*time.Millisecond {
+			t.Errorf("%s: second run %v after its regular slot, want within [0, 500ms]", c.Name, d)
 		}
 	}
 	for _, c := range append(hourly, rng...) {
