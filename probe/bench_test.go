@@ -36,7 +36,7 @@ func benchRun(b *testing.B, c *Check) {
 
 func BenchmarkRunTCP(b *testing.B) {
 	port := lbListenTCP(b, "tcp4", "127.0.0.1:0")
-	benchRun(b, &Check{Name: "b", Kind: "tcp", Host: "127.0.0.1", Port: port, Protocol: "tcp", Timeout: 5 * time.Second})
+	benchRun(b, &Check{Name: "b", Kind: "tcp", Host: "127.0.0.1", Port: port, Network: "tcp", Timeout: 5 * time.Second})
 }
 
 // BenchmarkRunTLS is a verified TLS 1.3 handshake with an ECDSA P-256 leaf
@@ -45,20 +45,20 @@ func BenchmarkRunTLS(b *testing.B) {
 	p := lbPKI(b)
 	srv := lbStartTLS(b, p.good)
 	c := lbTLSCheck(srv.port, lbWriteCAFile(b, p.root))
-	c.Protocol = "tcp"
+	c.Network = "tcp"
 	benchRun(b, c)
 }
 
 func BenchmarkRunUDPEcho(b *testing.B) {
 	srv := udpServe(b, echoHandler)
 	c := udpCheck(srv.port, UDPOptions{Payload: "echo"}, 5*time.Second)
-	c.Protocol = "udp"
+	c.Network = "udp"
 	benchRun(b, c)
 }
 
 func BenchmarkRunNTP(b *testing.B) {
 	srv := ntpServe(b, ntpGood)
 	c := ntpCheck(srv.port, 5*time.Second)
-	c.Protocol = "udp"
+	c.Network = "udp"
 	benchRun(b, c)
 }

@@ -18,14 +18,18 @@ const (
 
 // Check is one fully expanded check: one kind against one host and port.
 type Check struct {
-	Profile  string // built-in profile it came from; empty for custom checks
-	Name     string
-	Kind     string
-	Host     string
-	Port     int
-	Protocol string // transport label: "tcp" or "udp"; derived from Transport
+	Profile string // built-in profile it came from; empty for custom checks
+	Name    string
+	Kind    string
+	Host    string
+	Port    int
+	// Network is the transport-layer protocol, NetworkTCP or NetworkUDP
+	// (the metrics' and output's "protocol"), derived from the kind and
+	// Transport.
+	Network string
 	// Transport is the kind's wire variant where it has several (sip: udp,
-	// tcp or tls; listen: tcp or udp); empty for single-transport kinds.
+	// tcp or tls; listen: tcp or udp), as the config's protocol: key names
+	// it; empty for single-transport kinds.
 	Transport string
 	IPFamily  string // FamilyIPv4, FamilyIPv6 or FamilyBoth
 	Essential bool

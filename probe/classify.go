@@ -14,24 +14,27 @@ import (
 	"time"
 )
 
-// This file is the one place where errors become a Reason and a detail.
-// Every kind returns its raw errors through classify.
+// This file is the one place where errors become a Reason and a detail:
+// every kind hands its raw errors to classify (through fail), proxy errors
+// included (classifyProxy). A kind sets a Reason itself only for a verdict
+// that is no error: what it observed (ok, an NTP reply unfit to set a clock,
+// nothing arriving at a watched port) or its own internal error.
 
-// Origin says what produced a queued socket error.
-type Origin int
+// errOrigin says what produced a queued socket error.
+type errOrigin int
 
-// Origins of an ICMPError.
+// Origins of an icmpError.
 const (
-	OriginOther Origin = iota
-	OriginLocal        // the local stack itself (e.g. EMSGSIZE)
-	OriginICMP
-	OriginICMP6
+	originOther errOrigin = iota
+	originLocal           // the local stack itself (e.g. EMSGSIZE)
+	originICMP
+	originICMP6
 )
 
-// ICMPError is one entry of a socket's error queue: an ICMP (ICMPv6) error and
+// icmpError is one entry of a socket's error queue: an ICMP (ICMPv6) error and
 // the address of the device that sent it.
-type ICMPError struct {
-	Origin   Origin
+type icmpError struct {
+	Origin   errOrigin
 	Type     uint8
 	Code     uint8
 	Errno    syscall.Errno
@@ -39,9 +42,9 @@ type ICMPError struct {
 }
 
 // Describe names the ICMP message for people.
-func (e *ICMPError) Describe() string {
+func (e *icmpError) Describe() string {
 	switch e.Origin {
-	case OriginICMP:
+	case originICMP:
 		switch e.Type {
 		case 3:
 			if n, ok := icmp4Unreach[e.Code]; ok {
@@ -52,7 +55,7 @@ func (e *ICMPError) Describe() string {
 			return "ICMP time exceeded"
 		}
 		return fmt.Sprintf("ICMP type %d code %d", e.Type, e.Code)
-	case OriginICMP6:
+	case originICMP6:
 		switch e.Type {
 		case 1:
 			if n, ok := icmp6Unreach[e.Code]; ok {
@@ -63,28 +66,28 @@ func (e *ICMPError) Describe() string {
 			return "ICMPv6 time exceeded"
 		}
 		return fmt.Sprintf("ICMPv6 type %d code %d", e.Type, e.Code)
-	case OriginLocal:
+	case originLocal:
 		return "local error: " + e.Errno.Error()
 	}
 	return "socket error: " + e.Errno.Error()
 }
 
 // isPortUnreachable reports ICMP port unreachable (v4 type 3 code 3, v6 type 1 code 4).
-func (e *ICMPError) isPortUnreachable() bool {
-	return (e.Origin == OriginICMP && e.Type == 3 && e.Code == 3) ||
-		(e.Origin == OriginICMP6 && e.Type == 1 && e.Code == 4)
+func (e *icmpError) isPortUnreachable() bool {
+	return (e.Origin == originICMP && e.Type == 3 && e.Code == 3) ||
+		(e.Origin == originICMP6 && e.Type == 1 && e.Code == 4)
 }
 
 // isTimeExceeded reports ICMP time exceeded (v4 type 11, v6 type 3).
-func (e *ICMPError) isTimeExceeded() bool {
-	return (e.Origin == OriginICMP && e.Type == 11) || (e.Origin == OriginICMP6 && e.Type == 3)
+func (e *icmpError) isTimeExceeded() bool {
+	return (e.Origin == originICMP && e.Type == 11) || (e.Origin == originICMP6 && e.Type == 3)
 }
 
 // isNoRoute reports the messages a stack sends itself when the next hop does
 // not answer neighbour discovery (host/net unreachable, v6 address unreachable).
-func (e *ICMPError) isNoRoute() bool {
-	return (e.Origin == OriginICMP && e.Type == 3 && (e.Code == 0 || e.Code == 1)) ||
-		(e.Origin == OriginICMP6 && e.Type == 1 && (e.Code == 0 || e.Code == 3))
+func (e *icmpError) isNoRoute() bool {
+	return (e.Origin == originICMP && e.Type == 3 && (e.Code == 0 || e.Code == 1)) ||
+		(e.Origin == originICMP6 && e.Type == 1 && (e.Code == 0 || e.Code == 3))
 }
 
 var icmp4Unreach = map[uint8]string{
@@ -103,12 +106,12 @@ var icmp6Unreach = map[uint8]string{
 	5: "source address failed ingress/egress policy", 6: "reject route to destination",
 }
 
-// DialError is a failed connect or send, with the ICMP error that caused it
+// dialError is a failed connect or send, with the ICMP error that caused it
 // when the socket's error queue held one.
-type DialError struct {
+type dialError struct {
 	Op      string
 	Err     error
-	ICMP    *ICMPError
+	ICMP    *icmpError
 	Timeout bool
 	// Elapsed is how long after the first packet the error came; it tells a
 	// router's failed neighbour resolution (about 3s) from a firewall (at once).
@@ -118,37 +121,37 @@ type DialError struct {
 	Resent int
 }
 
-func (e *DialError) Error() string { return e.Op + ": " + e.Err.Error() }
-func (e *DialError) Unwrap() error { return e.Err }
+func (e *dialError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *dialError) Unwrap() error { return e.Err }
 
-// ProtocolError is an endpoint that answered, but not as the protocol requires.
-type ProtocolError struct{ Msg string }
+// protocolError is an endpoint that answered, but not as the protocol requires.
+type protocolError struct{ Msg string }
 
-func (e *ProtocolError) Error() string { return e.Msg }
+func (e *protocolError) Error() string { return e.Msg }
 
-// ConfigError is a check whose configuration cannot be used at probe time
+// configError is a check whose configuration cannot be used at probe time
 // (e.g. an unreadable tls ca_file); it says nothing about the target.
-type ConfigError struct{ Err error }
+type configError struct{ Err error }
 
-func (e *ConfigError) Error() string { return e.Err.Error() }
-func (e *ConfigError) Unwrap() error { return e.Err }
+func (e *configError) Error() string { return e.Err.Error() }
+func (e *configError) Unwrap() error { return e.Err }
 
-// SilentError is an accepted connection that stayed silent where the server
+// silentError is an accepted connection that stayed silent where the server
 // must speak first.
-type SilentError struct{ Waited time.Duration }
+type silentError struct{ Waited time.Duration }
 
-func (e *SilentError) Error() string {
+func (e *silentError) Error() string {
 	return fmt.Sprintf("connection accepted but the server sent nothing in %s", e.Waited.Round(time.Millisecond))
 }
 
-// InterceptedError is a TLS chain whose issuers do not match the pinned ones.
-type InterceptedError struct {
+// interceptedError is a TLS chain whose issuers do not match the pinned ones.
+type interceptedError struct {
 	Presented string
 	Expected  []string
 	Verified  bool
 }
 
-func (e *InterceptedError) Error() string {
+func (e *interceptedError) Error() string {
 	how := "a chain that verifies"
 	if !e.Verified {
 		how = "an untrusted chain"
@@ -195,13 +198,13 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 	}
 
 	// First: a proxy error wraps dial errors whose peer is the proxy, not the target.
-	var pxe *ProxyError
+	var pxe *proxyError
 	if errors.As(err, &pxe) {
 		return classifyProxy(pxe, phase, local)
 	}
 
-	var de *DialError
-	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == OriginICMP || de.ICMP.Origin == OriginICMP6) {
+	var de *dialError
+	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == originICMP || de.ICMP.Origin == originICMP6) {
 		return classifyICMP(de.ICMP, target, local, de.Elapsed)
 	}
 
@@ -219,27 +222,27 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 		}
 	}
 
-	var ce *ConfigError
+	var ce *configError
 	if errors.As(err, &ce) {
 		return ReasonInternalError, ce.Error()
 	}
 
-	var ie *InterceptedError
+	var ie *interceptedError
 	if errors.As(err, &ie) {
 		return ReasonIntercepted, ie.Error()
 	}
 	if r, d, ok := classifyTLS(err); ok {
 		return r, d
 	}
-	var nr *NoReplyError
+	var nr *noReplyError
 	if errors.As(err, &nr) {
 		return ReasonNoReply, nr.Error()
 	}
-	var se *SilentError
+	var se *silentError
 	if errors.As(err, &se) {
 		return ReasonProtocol, se.Error()
 	}
-	var pe *ProtocolError
+	var pe *protocolError
 	if errors.As(err, &pe) {
 		return ReasonProtocol, pe.Msg
 	}
@@ -273,7 +276,7 @@ func classifyWith(err error, phase Phase, target net.IP, local localAddrFunc) (R
 // 3 unanswered probes, about 3s) rather than a firewall rule, which answers at once.
 const arpFailureDelay = 2500 * time.Millisecond
 
-func classifyICMP(e *ICMPError, target net.IP, local localAddrFunc, elapsed time.Duration) (Reason, string) {
+func classifyICMP(e *icmpError, target net.IP, local localAddrFunc, elapsed time.Duration) (Reason, string) {
 	what := e.Describe()
 	switch {
 	case e.Offender == nil || e.Offender.IsUnspecified():
@@ -382,7 +385,7 @@ func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
-	var de *DialError
+	var de *dialError
 	if errors.As(err, &de) && de.Timeout {
 		return true
 	}
@@ -405,4 +408,29 @@ func printable(b []byte) string {
 		}
 	}
 	return sb.String()
+}
+
+// classifyProxy is classify for proxy errors: a refusal is proxy_denied; a
+// failure to reach or talk to the proxy is classified as if the proxy were
+// the target (ICMP attribution compares the sender with the proxy's address)
+// and the detail names the proxy, so that nobody reads it as news about the
+// target.
+func classifyProxy(e *proxyError, phase Phase, local localAddrFunc) (Reason, string) {
+	if e.Status != 0 {
+		return ReasonProxyDenied, e.Error()
+	}
+	if !e.Connected {
+		r, d := classifyWith(e.Err, phase, e.ProxyIP, local)
+		// The generic wording calls the peer "the target"; here it is the proxy.
+		return r, "proxy " + e.Proxy + ": " + strings.ReplaceAll(d, "the target", "the proxy")
+	}
+	if isTimeout(e.Err) {
+		return ReasonTimeout, fmt.Sprintf("proxy %s accepted the connection but did not answer %s %s before the deadline",
+			e.Proxy, e.Method, e.Target)
+	}
+	if errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) {
+		return ReasonProtocol, fmt.Sprintf("proxy %s closed the connection instead of answering %s %s", e.Proxy, e.Method, e.Target)
+	}
+	r, d := classifyWith(e.Err, phase, e.ProxyIP, local)
+	return r, fmt.Sprintf("proxy %s, %s %s: %s", e.Proxy, e.Method, e.Target, d)
 }

@@ -26,12 +26,12 @@ func TestClassifyICMP(t *testing.T) {
 	local := func() []net.IP { return []net.IP{net.ParseIP("127.0.0.1"), self4, self6} }
 
 	icmp4 := func(code uint8, off net.IP) error {
-		return &DialError{Op: "connect", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH),
-			ICMP: &ICMPError{Origin: OriginICMP, Type: 3, Code: code, Errno: syscall.EHOSTUNREACH, Offender: off}}
+		return &dialError{Op: "connect", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH),
+			ICMP: &icmpError{Origin: originICMP, Type: 3, Code: code, Errno: syscall.EHOSTUNREACH, Offender: off}}
 	}
 	icmp6 := func(code uint8, off net.IP) error {
-		return &DialError{Op: "connect", Err: os.NewSyscallError("connect", syscall.EACCES),
-			ICMP: &ICMPError{Origin: OriginICMP6, Type: 1, Code: code, Errno: syscall.EACCES, Offender: off}}
+		return &dialError{Op: "connect", Err: os.NewSyscallError("connect", syscall.EACCES),
+			ICMP: &icmpError{Origin: originICMP6, Type: 1, Code: code, Errno: syscall.EACCES, Offender: off}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -60,8 +60,8 @@ func TestClassifyICMP(t *testing.T) {
 		{"v4 unspecified offender", icmp4(13, net.IPv4zero), target4, ReasonUnreachable, []string{"no offender address"}},
 		{"v4 unknown code", icmp4(8, router4), target4, ReasonRejected, []string{"(code 8)"}},
 		{"v4 mapped target equals offender", icmp4(3, target4.To4()), target4.To16(), ReasonRefused, []string{"nothing listens"}},
-		{"v4 time exceeded from router", &DialError{Op: "connect", Err: syscall.EHOSTUNREACH,
-			ICMP: &ICMPError{Origin: OriginICMP, Type: 11, Offender: router4}}, target4, ReasonUnreachable, []string{"ICMP time exceeded", "198.51.100.1", "routing loop"}},
+		{"v4 time exceeded from router", &dialError{Op: "connect", Err: syscall.EHOSTUNREACH,
+			ICMP: &icmpError{Origin: originICMP, Type: 11, Offender: router4}}, target4, ReasonUnreachable, []string{"ICMP time exceeded", "198.51.100.1", "routing loop"}},
 
 		{"v6 port unreachable from target", icmp6(4, target6), target6, ReasonRefused,
 			[]string{"ICMPv6 destination unreachable (port unreachable)", "2001:db8::10", "nothing listens"}},
@@ -76,11 +76,11 @@ func TestClassifyICMP(t *testing.T) {
 		{"v6 no route from this host", icmp6(0, self6), target6, ReasonUnreachable, []string{"no route to destination"}},
 		{"v6 no offender", icmp6(3, nil), target6, ReasonUnreachable, []string{"no offender address"}},
 
-		{"soft ICMP error seen before the timeout", &DialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true,
-			ICMP: &ICMPError{Origin: OriginICMP, Type: 3, Code: 13, Offender: router4}}, target4, ReasonRejected,
+		{"soft ICMP error seen before the timeout", &dialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true,
+			ICMP: &icmpError{Origin: originICMP, Type: 3, Code: 13, Offender: router4}}, target4, ReasonRejected,
 			[]string{"198.51.100.1"}},
-		{"local-origin queue entry falls back to errno", &DialError{Op: "connect", Err: os.NewSyscallError("connect", syscall.ENETUNREACH),
-			ICMP: &ICMPError{Origin: OriginLocal, Errno: syscall.ENETUNREACH}}, target4, ReasonUnreachable,
+		{"local-origin queue entry falls back to errno", &dialError{Op: "connect", Err: os.NewSyscallError("connect", syscall.ENETUNREACH),
+			ICMP: &icmpError{Origin: originLocal, Errno: syscall.ENETUNREACH}}, target4, ReasonUnreachable,
 			[]string{"network is unreachable"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,7 +108,7 @@ func lbCheckClass(t *testing.T, reason Reason, detail string, want Reason, parts
 func TestClassifyErrors(t *testing.T) {
 	noLocal := func() []net.IP { return nil }
 	sys := func(call string, e syscall.Errno) error {
-		return &DialError{Op: call, Err: os.NewSyscallError(call, e)}
+		return &dialError{Op: call, Err: os.NewSyscallError(call, e)}
 	}
 	readErr := func(e error) error {
 		return &net.OpError{Op: "read", Net: "tcp", Err: e}
@@ -141,7 +141,7 @@ func TestClassifyErrors(t *testing.T) {
 		{"unexpected EOF banner", fmt.Errorf("reading greeting: %w", io.ErrUnexpectedEOF), PhaseBanner, ReasonProtocol,
 			[]string{"closed the connection in phase banner"}},
 
-		{"dial timeout", &DialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true}, PhaseConnect, ReasonTimeout,
+		{"dial timeout", &dialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true}, PhaseConnect, ReasonTimeout,
 			[]string{"no answer to the connection attempt"}},
 		{"ETIMEDOUT connect", sys("connect", syscall.ETIMEDOUT), PhaseConnect, ReasonTimeout, []string{"no answer to the connection attempt"}},
 		{"context deadline tls", context.DeadlineExceeded, PhaseTLS, ReasonTimeout, []string{"deadline reached in phase tls"}},
@@ -163,12 +163,12 @@ func TestClassifyErrors(t *testing.T) {
 		{"alert", fmt.Errorf("remote error: %w", tls.AlertError(40)), PhaseTLS, ReasonTLSHandshake, []string{"aborted the handshake"}},
 		{"other tls error", errors.New("tls: server selected unsupported protocol version 300"), PhaseTLS, ReasonTLSHandshake,
 			[]string{"unsupported protocol version"}},
-		{"intercepted", &InterceptedError{Presented: "Corp Inspection CA", Expected: []string{"Vendor CA"}, Verified: true},
+		{"intercepted", &interceptedError{Presented: "Corp Inspection CA", Expected: []string{"Vendor CA"}, Verified: true},
 			PhaseTLS, ReasonIntercepted, []string{`issued by "Corp Inspection CA"`, `"Vendor CA"`, "a chain that verifies"}},
-		{"intercepted, untrusted", &InterceptedError{Presented: "Corp Inspection CA", Expected: []string{"Vendor CA"}},
+		{"intercepted, untrusted", &interceptedError{Presented: "Corp Inspection CA", Expected: []string{"Vendor CA"}},
 			PhaseTLS, ReasonIntercepted, []string{"an untrusted chain"}},
-		{"silent server", &SilentError{Waited: 1500000000}, PhaseBanner, ReasonProtocol, []string{"sent nothing in 1.5s"}},
-		{"protocol error", &ProtocolError{Msg: "unexpected greeting \"xyz\""}, PhaseBanner, ReasonProtocol, []string{"unexpected greeting"}},
+		{"silent server", &silentError{Waited: 1500000000}, PhaseBanner, ReasonProtocol, []string{"sent nothing in 1.5s"}},
+		{"protocol error", &protocolError{Msg: "unexpected greeting \"xyz\""}, PhaseBanner, ReasonProtocol, []string{"unexpected greeting"}},
 		{"anything else", errors.New("something odd"), PhaseData, ReasonProtocol, []string{"something odd"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,18 +186,18 @@ func TestClassifyErrors(t *testing.T) {
 
 func TestICMPDescribe(t *testing.T) {
 	for _, tc := range []struct {
-		e    ICMPError
+		e    icmpError
 		want string
 	}{
-		{ICMPError{Origin: OriginICMP, Type: 3, Code: 13}, "ICMP destination unreachable (communication administratively prohibited)"},
-		{ICMPError{Origin: OriginICMP, Type: 3, Code: 99}, "ICMP destination unreachable (code 99)"},
-		{ICMPError{Origin: OriginICMP, Type: 11}, "ICMP time exceeded"},
-		{ICMPError{Origin: OriginICMP, Type: 5, Code: 1}, "ICMP type 5 code 1"},
-		{ICMPError{Origin: OriginICMP6, Type: 1, Code: 4}, "ICMPv6 destination unreachable (port unreachable)"},
-		{ICMPError{Origin: OriginICMP6, Type: 1, Code: 9}, "ICMPv6 destination unreachable (code 9)"},
-		{ICMPError{Origin: OriginICMP6, Type: 3}, "ICMPv6 time exceeded"},
-		{ICMPError{Origin: OriginLocal, Errno: syscall.EMSGSIZE}, "local error: message too long"},
-		{ICMPError{Origin: OriginOther, Errno: syscall.EIO}, "socket error: input/output error"},
+		{icmpError{Origin: originICMP, Type: 3, Code: 13}, "ICMP destination unreachable (communication administratively prohibited)"},
+		{icmpError{Origin: originICMP, Type: 3, Code: 99}, "ICMP destination unreachable (code 99)"},
+		{icmpError{Origin: originICMP, Type: 11}, "ICMP time exceeded"},
+		{icmpError{Origin: originICMP, Type: 5, Code: 1}, "ICMP type 5 code 1"},
+		{icmpError{Origin: originICMP6, Type: 1, Code: 4}, "ICMPv6 destination unreachable (port unreachable)"},
+		{icmpError{Origin: originICMP6, Type: 1, Code: 9}, "ICMPv6 destination unreachable (code 9)"},
+		{icmpError{Origin: originICMP6, Type: 3}, "ICMPv6 time exceeded"},
+		{icmpError{Origin: originLocal, Errno: syscall.EMSGSIZE}, "local error: message too long"},
+		{icmpError{Origin: originOther, Errno: syscall.EIO}, "socket error: input/output error"},
 	} {
 		if got := tc.e.Describe(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)
@@ -219,7 +219,7 @@ func TestClassifyRouterUnreachableTimingHint(t *testing.T) {
 	target := net.ParseIP("10.9.2.7")
 	router := net.ParseIP("10.9.1.1")
 	noLocal := func() []net.IP { return nil }
-	icmp := &ICMPError{Origin: OriginICMP, Type: 3, Code: 1, Offender: router}
+	icmp := &icmpError{Origin: originICMP, Type: 3, Code: 1, Offender: router}
 	for _, tc := range []struct {
 		elapsed  time.Duration
 		wantHint bool
@@ -227,7 +227,7 @@ func TestClassifyRouterUnreachableTimingHint(t *testing.T) {
 		{2 * time.Millisecond, false},   // a firewall REJECT answers at once
 		{3100 * time.Millisecond, true}, // the router's ARP for the target went unanswered
 	} {
-		err := &DialError{Op: "connect", Err: syscall.EHOSTUNREACH, ICMP: icmp, Elapsed: tc.elapsed}
+		err := &dialError{Op: "connect", Err: syscall.EHOSTUNREACH, ICMP: icmp, Elapsed: tc.elapsed}
 		reason, detail := classifyWith(err, PhaseConnect, target, noLocal)
 		if reason != ReasonRejected {
 			t.Errorf("elapsed %s: reason %s, want rejected (a device on the path said no)", tc.elapsed, reason)
@@ -237,8 +237,8 @@ func TestClassifyRouterUnreachableTimingHint(t *testing.T) {
 		}
 	}
 	// Admin-prohibited is a firewall whatever the delay: no hint.
-	slowAdmin := &DialError{Op: "connect", Err: syscall.EHOSTUNREACH, Elapsed: 4 * time.Second,
-		ICMP: &ICMPError{Origin: OriginICMP, Type: 3, Code: 13, Offender: router}}
+	slowAdmin := &dialError{Op: "connect", Err: syscall.EHOSTUNREACH, Elapsed: 4 * time.Second,
+		ICMP: &icmpError{Origin: originICMP, Type: 3, Code: 13, Offender: router}}
 	if _, d := classifyWith(slowAdmin, PhaseConnect, target, noLocal); strings.Contains(d, "ARP") {
 		t.Errorf("admin-prohibited must not carry the ARP hint: %q", d)
 	}

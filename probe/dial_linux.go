@@ -34,30 +34,30 @@ func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 	}
 	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
-		return nil, &DialError{Op: "socket", Err: os.NewSyscallError("socket", err)}
+		return nil, &dialError{Op: "socket", Err: os.NewSyscallError("socket", err)}
 	}
 	if err := setRecvErr(fd, domain, true); err != nil {
 		unix.Close(fd)
-		return nil, &DialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
+		return nil, &dialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
 	}
 	if ttl > 0 {
 		if err := setTTL(fd, domain, ttl); err != nil {
 			unix.Close(fd)
-			return nil, &DialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
+			return nil, &dialError{Op: "setsockopt", Err: os.NewSyscallError("setsockopt", err)}
 		}
 	}
 	begin := time.Now()
 	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		icmp := readErrQueue(fd)
 		unix.Close(fd)
-		return nil, &DialError{Op: "connect", Err: os.NewSyscallError("connect", err), ICMP: icmp}
+		return nil, &dialError{Op: "connect", Err: os.NewSyscallError("connect", err), ICMP: icmp}
 	}
 
 	f := os.NewFile(uintptr(fd), "tcp:"+t.HostPort())
 	defer f.Close() // net.FileConn dups the descriptor
 	if d, ok := ctx.Deadline(); ok {
 		if err := f.SetWriteDeadline(d); err != nil {
-			return nil, &DialError{Op: "connect", Err: err}
+			return nil, &dialError{Op: "connect", Err: err}
 		}
 	}
 	stop := interruptWhenDone(ctx, f.SetWriteDeadline)
@@ -65,10 +65,10 @@ func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return nil, &DialError{Op: "connect", Err: err}
+		return nil, &dialError{Op: "connect", Err: err}
 	}
 	var connErr error
-	var icmp *ICMPError
+	var icmp *icmpError
 	// A trace accounts for every packet it sends, SYNs the kernel sent again
 	// included (a probe outlasting TCP's 1s initial timeout).
 	resent := func() int {
@@ -102,17 +102,17 @@ func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 		if errors.Is(waitErr, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 			waitErr = ctx.Err()
 		}
-		return nil, &DialError{Op: "connect", Err: waitErr, ICMP: icmp, Timeout: true, Resent: resent()}
+		return nil, &dialError{Op: "connect", Err: waitErr, ICMP: icmp, Timeout: true, Resent: resent()}
 	}
 	if connErr != nil {
-		return nil, &DialError{Op: "connect", Err: connErr, ICMP: icmp, Elapsed: time.Since(begin), Resent: resent()}
+		return nil, &dialError{Op: "connect", Err: connErr, ICMP: icmp, Elapsed: time.Since(begin), Resent: resent()}
 	}
 	// Established connections behave like any client's: ICMP soft errors
 	// must not become hard errors mid-stream.
 	_ = rc.Control(func(fd uintptr) { _ = setRecvErr(int(fd), domain, false) })
 	conn, err := net.FileConn(f)
 	if err != nil {
-		return nil, &DialError{Op: "connect", Err: err}
+		return nil, &dialError{Op: "connect", Err: err}
 	}
 	return conn, nil
 }
@@ -128,7 +128,7 @@ func sockaddrOf(ip net.IP, port int) (int, unix.Sockaddr, error) {
 		copy(sa.Addr[:], ip16)
 		return unix.AF_INET6, sa, nil
 	}
-	return 0, nil, &DialError{Op: "connect", Err: fmt.Errorf("invalid IP address %q", ip)}
+	return 0, nil, &dialError{Op: "connect", Err: fmt.Errorf("invalid IP address %q", ip)}
 }
 
 func setRecvErr(fd, domain int, on bool) error {

@@ -19,7 +19,7 @@ func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 	}
 	c, err := d.DialContext(ctx, network, t.HostPort())
 	if err != nil {
-		return nil, &DialError{Op: "connect", Err: err}
+		return nil, &dialError{Op: "connect", Err: err}
 	}
 	return c, nil
 }
@@ -28,7 +28,7 @@ func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 func enableRecvErr(string, string, syscall.RawConn) error { return nil }
 
 // connErrQueue: no error queue to read.
-func connErrQueue(syscall.Conn) *ICMPError { return nil }
+func connErrQueue(syscall.Conn) *icmpError { return nil }
 
 // enableRecvErrReuseAddr: no error queue, and the platform's default reuse rules.
 func enableRecvErrReuseAddr(string, string, syscall.RawConn) error { return nil }

@@ -23,7 +23,7 @@ const sizeofSockExtendedErr = 16
 
 // readErrQueue takes the oldest entry from the socket's error queue without
 // blocking. It returns nil when the queue is empty or holds nothing useful.
-func readErrQueue(fd int) *ICMPError {
+func readErrQueue(fd int) *icmpError {
 	var buf [64]byte
 	var oob [256]byte
 	_, oobn, _, _, err := unix.Recvmsg(fd, buf[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
@@ -47,25 +47,25 @@ func readErrQueue(fd int) *ICMPError {
 	return nil
 }
 
-func parseExtendedErr(b []byte) *ICMPError {
+func parseExtendedErr(b []byte) *icmpError {
 	if len(b) < sizeofSockExtendedErr {
 		return nil
 	}
 	ne := binary.NativeEndian
-	e := &ICMPError{
+	e := &icmpError{
 		Errno: syscall.Errno(ne.Uint32(b[0:4])),
 		Type:  b[5],
 		Code:  b[6],
 	}
 	switch b[4] {
 	case eeOriginICMP:
-		e.Origin = OriginICMP
+		e.Origin = originICMP
 	case eeOriginICMP6:
-		e.Origin = OriginICMP6
+		e.Origin = originICMP6
 	case eeOriginLocal:
-		e.Origin = OriginLocal
+		e.Origin = originLocal
 	default:
-		e.Origin = OriginOther
+		e.Origin = originOther
 	}
 	off := b[sizeofSockExtendedErr:]
 	if len(off) >= 2 {
@@ -98,12 +98,12 @@ func enableRecvErr(network, _ string, c syscall.RawConn) error {
 }
 
 // connErrQueue reads the oldest queued ICMP error of a connection.
-func connErrQueue(c syscall.Conn) *ICMPError {
+func connErrQueue(c syscall.Conn) *icmpError {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	var e *ICMPError
+	var e *icmpError
 	_ = rc.Control(func(fd uintptr) { e = readErrQueue(int(fd)) })
 	return e
 }

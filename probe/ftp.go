@@ -93,7 +93,7 @@ func newFTPControl(conn net.Conn, sc *scrubber) *ftpControl {
 // them would smuggle a second command, so it is refused before sending.
 func (c *ftpControl) send(cmd string) error {
 	if strings.ContainsAny(cmd, "\r\n") {
-		return &ConfigError{Err: errors.New("ftp: a command argument contains a line break")}
+		return &configError{Err: errors.New("ftp: a command argument contains a line break")}
 	}
 	_, err := io.WriteString(c.conn, cmd+"\r\n")
 	return err
@@ -111,7 +111,7 @@ func (c *ftpControl) reply() (ftpReply, error) {
 	}
 	code, sep, text, ok := ftpSplit(l)
 	if !ok {
-		return ftpReply{}, &ProtocolError{Msg: fmt.Sprintf("not an FTP reply: %q", c.clean(l))}
+		return ftpReply{}, &protocolError{Msg: fmt.Sprintf("not an FTP reply: %q", c.clean(l))}
 	}
 	rep := ftpReply{code: code, first: text, last: text, lines: 1}
 	if sep != '-' {
@@ -120,7 +120,7 @@ func (c *ftpControl) reply() (ftpReply, error) {
 	prefix := l[:3]
 	for {
 		if rep.lines >= ftpMaxReplyLines {
-			return rep, &ProtocolError{Msg: fmt.Sprintf("a %d reply went on for more than %d lines without its final line (%q)",
+			return rep, &protocolError{Msg: fmt.Sprintf("a %d reply went on for more than %d lines without its final line (%q)",
 				code, ftpMaxReplyLines, c.clean(rep.first))}
 		}
 		l, err := c.line()
@@ -184,18 +184,18 @@ func ftpPassword(cr Credentials) (user, pass string, err error) {
 		b, err := os.ReadFile(cr.PasswordFile)
 		if err != nil {
 			// The error names the file, never its content.
-			return "", "", &ConfigError{Err: fmt.Errorf("reading the ftp password file: %w", err)}
+			return "", "", &configError{Err: fmt.Errorf("reading the ftp password file: %w", err)}
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	case cr.PasswordEnv != "":
 		v, ok := os.LookupEnv(cr.PasswordEnv)
 		if !ok {
-			return "", "", &ConfigError{Err: fmt.Errorf("the ftp password variable %s is not set", cr.PasswordEnv)}
+			return "", "", &configError{Err: fmt.Errorf("the ftp password variable %s is not set", cr.PasswordEnv)}
 		}
 		pass = v
 	}
 	if strings.ContainsAny(pass, "\r\n") || strings.ContainsAny(cr.User, "\r\n") {
-		return "", "", &ConfigError{Err: errors.New("the ftp user or password contains a line break")}
+		return "", "", &configError{Err: errors.New("the ftp user or password contains a line break")}
 	}
 	return cr.User, pass, nil
 }
@@ -295,16 +295,16 @@ func (s *ftpSession) greeting() (Phase, error) {
 		rep, err := s.ctl.reply()
 		if err != nil {
 			if isTimeout(err) && s.ctl.lr.received() == 0 {
-				return PhaseBanner, &SilentError{Waited: time.Since(begin)}
+				return PhaseBanner, &silentError{Waited: time.Since(begin)}
 			}
 			if isTimeout(err) {
-				return PhaseBanner, &ProtocolError{Msg: fmt.Sprintf(
+				return PhaseBanner, &protocolError{Msg: fmt.Sprintf(
 					"the server began a greeting but did not finish it in %s (%d bytes received)",
 					time.Since(begin).Round(time.Millisecond), s.ctl.lr.received())}
 			}
-			var pe *ProtocolError
+			var pe *protocolError
 			if s.ctl.lr.received() > 0 && errors.As(err, &pe) && strings.HasPrefix(pe.Msg, "not an FTP reply") {
-				return PhaseBanner, &ProtocolError{Msg: "the server does not speak FTP: " + pe.Msg}
+				return PhaseBanner, &protocolError{Msg: "the server does not speak FTP: " + pe.Msg}
 			}
 			return PhaseBanner, err
 		}
@@ -315,9 +315,9 @@ func (s *ftpSession) greeting() (Phase, error) {
 		case rep.code == 120 && i < 3:
 			continue // "service ready in nnn minutes": the 220 follows
 		case rep.code == 421:
-			return PhaseBanner, &ProtocolError{Msg: "the server refused service: " + s.ctl.describe(rep)}
+			return PhaseBanner, &protocolError{Msg: "the server refused service: " + s.ctl.describe(rep)}
 		default:
-			return PhaseBanner, &ProtocolError{Msg: "unexpected greeting (want 220): " + s.ctl.describe(rep)}
+			return PhaseBanner, &protocolError{Msg: "unexpected greeting (want 220): " + s.ctl.describe(rep)}
 		}
 	}
 }
@@ -335,18 +335,18 @@ func (s *ftpSession) startTLS(ctx context.Context, raw net.Conn) (Phase, error) 
 	switch {
 	case rep.code == 234:
 	case rep.code >= 500:
-		return PhaseStartTLS, &ProtocolError{Msg: "the server does not offer FTPS (AUTH TLS answered " + s.ctl.describe(rep) + ")"}
+		return PhaseStartTLS, &protocolError{Msg: "the server does not offer FTPS (AUTH TLS answered " + s.ctl.describe(rep) + ")"}
 	default:
-		return PhaseStartTLS, &ProtocolError{Msg: "AUTH TLS answered " + s.ctl.describe(rep)}
+		return PhaseStartTLS, &protocolError{Msg: "AUTH TLS answered " + s.ctl.describe(rep)}
 	}
 	if s.ctl.lr.buffered() > 0 {
 		// Bytes before the handshake would be read as if protected (the
 		// STARTTLS injection flaw): refuse them.
-		return PhaseStartTLS, &ProtocolError{Msg: "the server sent data after 234 before the TLS handshake"}
+		return PhaseStartTLS, &protocolError{Msg: "the server sent data after 234 before the TLS handshake"}
 	}
 	cfg, err := tlsClientConfig(ctx, s.t.Check)
 	if err != nil {
-		return PhaseTLS, &ConfigError{Err: err}
+		return PhaseTLS, &configError{Err: err}
 	}
 	// The data channel resumes this session: servers such as vsftpd
 	// (require_ssl_reuse) refuse a data connection that does not.
@@ -379,7 +379,7 @@ func (s *ftpSession) protect() error {
 			return err
 		}
 		if rep.code/100 != 2 {
-			return &ProtocolError{Msg: fmt.Sprintf("the server refused a protected data channel: %s answered %s", cmd, s.ctl.describe(rep))}
+			return &protocolError{Msg: fmt.Sprintf("the server refused a protected data channel: %s answered %s", cmd, s.ctl.describe(rep))}
 		}
 	}
 	return nil
@@ -407,11 +407,11 @@ func (s *ftpSession) login(pass string) error {
 	case rep.code == 230 || rep.code == 202:
 		return nil
 	case rep.code == 530:
-		return &ProtocolError{Msg: fmt.Sprintf("login refused for user %q: %s", s.user, s.ctl.describe(rep))}
+		return &protocolError{Msg: fmt.Sprintf("login refused for user %q: %s", s.user, s.ctl.describe(rep))}
 	case rep.code == 332:
-		return &ProtocolError{Msg: fmt.Sprintf("the server wants an account (ACCT) for user %q, which the probe does not send", s.user)}
+		return &protocolError{Msg: fmt.Sprintf("the server wants an account (ACCT) for user %q, which the probe does not send", s.user)}
 	default:
-		return &ProtocolError{Msg: fmt.Sprintf("login as %q failed: %s", s.user, s.ctl.describe(rep))}
+		return &protocolError{Msg: fmt.Sprintf("login as %q failed: %s", s.user, s.ctl.describe(rep))}
 	}
 }
 
@@ -428,7 +428,7 @@ func (s *ftpSession) transfer(ctx context.Context) error {
 	if rep, err := s.ctl.command("TYPE I"); err != nil {
 		return failed(err)
 	} else if rep.code/100 != 2 {
-		return failed(&ProtocolError{Msg: "TYPE I answered " + s.ctl.describe(rep)})
+		return failed(&protocolError{Msg: "TYPE I answered " + s.ctl.describe(rep)})
 	}
 	cmd, err := s.dataCommand()
 	if err != nil {
@@ -461,7 +461,7 @@ func (s *ftpSession) transfer(ctx context.Context) error {
 		return failed(err)
 	}
 	if rep.code/100 != 1 && rep.code/100 != 2 {
-		return failed(&ProtocolError{Msg: fmt.Sprintf("%s answered %s (data connection to %s was open)",
+		return failed(&protocolError{Msg: fmt.Sprintf("%s answered %s (data connection to %s was open)",
 			s.facts.DataCommand, s.ctl.describe(rep), where)})
 	}
 	var rd io.Reader = data
@@ -501,7 +501,7 @@ func (s *ftpSession) transfer(ctx context.Context) error {
 		}
 	}
 	if rep.code/100 != 2 {
-		return failed(&ProtocolError{Msg: fmt.Sprintf("%s ended with %s after %d bytes", s.facts.DataCommand, s.ctl.describe(rep), n)})
+		return failed(&protocolError{Msg: fmt.Sprintf("%s ended with %s after %d bytes", s.facts.DataCommand, s.ctl.describe(rep), n)})
 	}
 	return nil
 }
@@ -541,7 +541,7 @@ func (s *ftpSession) passive() (Target, error) {
 	case rep.code == 229:
 		s.facts.PassiveCommand = "EPSV"
 		if port, err = parseEPSV(rep.last); err != nil {
-			return Target{}, &ProtocolError{Msg: fmt.Sprintf("%s: %s", err, s.ctl.describe(rep))}
+			return Target{}, &protocolError{Msg: fmt.Sprintf("%s: %s", err, s.ctl.describe(rep))}
 		}
 	case rep.code >= 500:
 		s.facts.PassiveCommand = "PASV"
@@ -550,14 +550,14 @@ func (s *ftpSession) passive() (Target, error) {
 			return Target{}, err
 		}
 		if prep.code != 227 {
-			return Target{}, &ProtocolError{Msg: fmt.Sprintf("passive mode refused: EPSV answered %s, PASV answered %s",
+			return Target{}, &protocolError{Msg: fmt.Sprintf("passive mode refused: EPSV answered %s, PASV answered %s",
 				s.ctl.describe(rep), s.ctl.describe(prep))}
 		}
 		if named, port, err = parsePASV(prep.last); err != nil {
-			return Target{}, &ProtocolError{Msg: fmt.Sprintf("%s: %s", err, s.ctl.describe(prep))}
+			return Target{}, &protocolError{Msg: fmt.Sprintf("%s: %s", err, s.ctl.describe(prep))}
 		}
 	default:
-		return Target{}, &ProtocolError{Msg: "EPSV answered " + s.ctl.describe(rep)}
+		return Target{}, &protocolError{Msg: "EPSV answered " + s.ctl.describe(rep)}
 	}
 	s.facts.PassivePort = port
 	addr := s.t.Addr

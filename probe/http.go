@@ -163,7 +163,7 @@ func probeHTTP(ctx context.Context, t Target) Result {
 	}
 	for _, e := range expect {
 		if e[0] < 100 || e[1] > 999 || e[0] > e[1] {
-			return fail(&r, PhaseRequest, &ConfigError{Err: fmt.Errorf("invalid expected status range %d-%d", e[0], e[1])}, t.Addr)
+			return fail(&r, PhaseRequest, &configError{Err: fmt.Errorf("invalid expected status range %d-%d", e[0], e[1])}, t.Addr)
 		}
 	}
 	maxRedirects := o.MaxRedirects
@@ -172,11 +172,11 @@ func probeHTTP(ctx context.Context, t Target) Result {
 	}
 	u, err := httpURL(c.Kind, c.Host, c.Port, path)
 	if err != nil {
-		return fail(&r, PhaseRequest, &ConfigError{Err: err}, t.Addr)
+		return fail(&r, PhaseRequest, &configError{Err: err}, t.Addr)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
-		return fail(&r, PhaseRequest, &ConfigError{Err: fmt.Errorf("http request: %w", err)}, t.Addr)
+		return fail(&r, PhaseRequest, &configError{Err: fmt.Errorf("http request: %w", err)}, t.Addr)
 	}
 	req.Header.Set("User-Agent", "connprobe")
 
@@ -200,7 +200,7 @@ func probeHTTP(ctx context.Context, t Target) Result {
 			p.mu.Lock()
 			p.tooMany = true
 			p.mu.Unlock()
-			return &ProtocolError{Msg: fmt.Sprintf("more than %d redirects (the next one to %s)", maxRedirects, next.URL.Redacted())}
+			return &protocolError{Msg: fmt.Sprintf("more than %d redirects (the next one to %s)", maxRedirects, next.URL.Redacted())}
 		}
 		p.mu.Lock()
 		p.redirects = len(via)
@@ -248,13 +248,13 @@ func (p *httpProbe) judge(r Result, resp *http.Response, n int64, bodyErr error,
 		// as HTTP responses: 407 is the proxy's by definition, and Squid
 		// marks its error pages.
 		if note := squidNote(resp.Header); resp.StatusCode == http.StatusProxyAuthRequired || note != "" {
-			pe := &ProxyError{Proxy: net.JoinHostPort(viaPlain.Hostname(), strconv.Itoa(proxyPort(viaPlain))),
+			pe := &proxyError{Proxy: net.JoinHostPort(viaPlain.Hostname(), strconv.Itoa(proxyPort(viaPlain))),
 				Method: method, Target: resp.Request.URL.Redacted(), Status: resp.StatusCode, StatusText: status, Note: note}
 			return fail(&r, PhaseResponse, pe, nil)
 		}
 	}
 	if !statusExpected(resp.StatusCode, expect) {
-		return fail(&r, PhaseResponse, &ProtocolError{Msg: fmt.Sprintf("HTTP %s, expected %s (%s)", status, formatRanges(expect), what)}, t.Addr)
+		return fail(&r, PhaseResponse, &protocolError{Msg: fmt.Sprintf("HTTP %s, expected %s (%s)", status, formatRanges(expect), what)}, t.Addr)
 	}
 	if bodyErr != nil {
 		res := fail(&r, PhaseResponse, bodyErr, t.Addr)
@@ -311,7 +311,7 @@ func (p *httpProbe) failed(r *Result, err error) Result {
 			inner = ue.Err // not "Get <url>:" again
 		}
 		_, d := classify(inner, PhaseResponse, he.addr)
-		he = &hopError{phase: PhaseResponse, addr: he.addr, err: &ProtocolError{
+		he = &hopError{phase: PhaseResponse, addr: he.addr, err: &protocolError{
 			Msg: fmt.Sprintf("the server sent data before the request: \"%s\" (%s)", cleanText(firstLine(early), 64), d)}}
 	}
 	res := fail(r, he.phase, he.err, he.addr)
@@ -440,7 +440,7 @@ func (p *httpProbe) proxy(req *http.Request) (*url.URL, error) {
 		}
 		var err error
 		if pu, err = proxyFor(p.hopCheck("http", req.URL.Hostname(), port)); err != nil {
-			return nil, &ConfigError{Err: err}
+			return nil, &configError{Err: err}
 		}
 	}
 	p.mu.Lock()
@@ -467,7 +467,7 @@ func (p *httpProbe) dial(_ context.Context, _, addr string) (net.Conn, error) {
 		conn, pe := dialProxyServer(ctx, p.t.Check, pu)
 		p.timing(PhaseConnect, time.Since(begin))
 		if pe != nil {
-			return nil, p.hop(PhaseConnect, nil, &DialError{Op: "proxy", Err: pe, Timeout: isTimeout(pe.Err)})
+			return nil, p.hop(PhaseConnect, nil, &dialError{Op: "proxy", Err: pe, Timeout: isTimeout(pe.Err)})
 		}
 		return p.wrap(conn), nil
 	}
@@ -544,7 +544,7 @@ func (p *httpProbe) hopCheck(scheme, host string, port int) *Check {
 func (p *httpProbe) targetFor(ctx context.Context, scheme, addr string) (Target, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return Target{}, &ProtocolError{Msg: fmt.Sprintf("cannot connect to %q: %v", printable([]byte(addr)), err)}
+		return Target{}, &protocolError{Msg: fmt.Sprintf("cannot connect to %q: %v", printable([]byte(addr)), err)}
 	}
 	port, _ := strconv.Atoi(portStr)
 	oc := p.t.Check

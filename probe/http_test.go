@@ -761,9 +761,9 @@ func TestProxyTinyproxy(t *testing.T) {
 func TestClassifyProxyICMP(t *testing.T) {
 	proxyIP := net.ParseIP("10.0.0.8")
 	wrap := func(offender string) error {
-		return &DialError{Op: "proxy", Err: &ProxyError{Proxy: "10.0.0.8:3128", ProxyIP: proxyIP, Target: "example.com:443", Method: http.MethodConnect,
-			Err: &DialError{Op: "connect", Err: syscall.ECONNREFUSED,
-				ICMP: &ICMPError{Origin: OriginICMP, Type: 3, Code: 3, Offender: net.ParseIP(offender)}}}}
+		return &dialError{Op: "proxy", Err: &proxyError{Proxy: "10.0.0.8:3128", ProxyIP: proxyIP, Target: "example.com:443", Method: http.MethodConnect,
+			Err: &dialError{Op: "connect", Err: syscall.ECONNREFUSED,
+				ICMP: &icmpError{Origin: originICMP, Type: 3, Code: 3, Offender: net.ParseIP(offender)}}}}
 	}
 	none := func() []net.IP { return nil }
 	r, d := classifyWith(wrap("10.0.0.8"), PhaseConnect, nil, none)

@@ -85,7 +85,7 @@ func (c *Check) GroupID() string { return c.Key().Group().String() }
 // place.
 func (c *Check) SameSettings(o *Check) bool {
 	return c.Key() == o.Key() &&
-		c.Protocol == o.Protocol &&
+		c.Network == o.Network &&
 		c.IPFamily == o.IPFamily &&
 		c.Interval == o.Interval &&
 		c.Timeout == o.Timeout &&

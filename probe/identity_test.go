@@ -11,7 +11,7 @@ import (
 func sampleCheck() *Check {
 	return &Check{
 		Profile: "p", Name: "n", Kind: "sip", Host: "h.example", Port: 5060,
-		Protocol: "udp", Transport: "udp", IPFamily: FamilyBoth, Essential: true,
+		Network: "udp", Transport: "udp", IPFamily: FamilyBoth, Essential: true,
 		Interval: time.Minute, Timeout: time.Second,
 		TLS:  TLSOptions{ExpectIssuer: []string{"CA"}},
 		UDP:  UDPOptions{Send: []byte{1}},
@@ -115,7 +115,7 @@ func TestKeyCoversIdentity(t *testing.T) {
 // check over udp and the same check over tcp are different checks.
 func TestKeyTransport(t *testing.T) {
 	udp, tcp := sampleCheck(), sampleCheck()
-	tcp.Transport, tcp.Protocol = "tcp", "tcp"
+	tcp.Transport, tcp.Network = "tcp", "tcp"
 	if udp.ID() == tcp.ID() {
 		t.Fatalf("udp and tcp variants share ID %q", udp.ID())
 	}

@@ -62,7 +62,7 @@ type Condition struct {
 // TLSRefusal, SourcePortRefusal, ProxyRefusal, ...) and never names one.
 type KindSpec struct {
 	Name        string
-	Protocol    string // NetworkTCP or NetworkUDP
+	Network     string // NetworkTCP or NetworkUDP
 	DefaultPort int    // 0: a port is required
 	// Transports lists the values the config's `protocol` may take for kinds
 	// with several wire variants, the default first; nil for one variant.
@@ -101,21 +101,21 @@ type KindSpec struct {
 // and one line here. The order is the order in which errors list kinds.
 func registered() []KindSpec {
 	return []KindSpec{
-		{Name: "tcp", Protocol: NetworkTCP, Prober: probeTCP},
-		{Name: "tls", Protocol: NetworkTCP, DefaultPort: 443, Options: []OptionSet{OptionsTLS}, Prober: probeTLS},
-		{Name: "udp", Protocol: NetworkUDP, Options: []OptionSet{OptionsRequest, OptionsSourcePort}, Prober: probeUDP},
-		{Name: "ntp", Protocol: NetworkUDP, DefaultPort: 123, MinInterval: ntpMinInterval, Options: []OptionSet{OptionsNTP, OptionsSourcePort}, Prober: probeNTP},
-		{Name: "http", Protocol: NetworkTCP, DefaultPort: 80, Options: []OptionSet{OptionsHTTP, OptionsTLS}, TLSNote: "for redirects to https", EnvProxy: true, Prober: probeHTTP},
-		{Name: "https", Protocol: NetworkTCP, DefaultPort: 443, Options: []OptionSet{OptionsHTTP, OptionsTLS}, EnvProxy: true, Prober: probeHTTP},
-		{Name: "ssh", Protocol: NetworkTCP, DefaultPort: 22, Prober: probeSSH},
-		{Name: "ftp", Protocol: NetworkTCP, DefaultPort: 21, Options: []OptionSet{OptionsFTP, OptionsLogin, OptionsTLS}, PasswordOptional: true, TLSOnlyWith: &Condition{Text: "ftp: {explicit_tls: true}", Holds: func(c *Check) bool { return c.FTP.ExplicitTLS }}, Prober: probeFTP},
-		{Name: "smtp", Protocol: NetworkTCP, DefaultPort: 587, Options: []OptionSet{OptionsLogin, OptionsTLS}, TLSNote: "STARTTLS", Prober: probeSMTP},
-		{Name: "smtps", Protocol: NetworkTCP, DefaultPort: 465, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probeSMTPS},
-		{Name: "imaps", Protocol: NetworkTCP, DefaultPort: 993, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probeIMAPS},
-		{Name: "pop3s", Protocol: NetworkTCP, DefaultPort: 995, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probePOP3S},
-		{Name: "sip", Protocol: NetworkUDP, DefaultPort: sipPort, Transports: []string{NetworkUDP, NetworkTCP, transportTLS}, TransportPorts: map[string]int{transportTLS: sipsPort}, MinInterval: 5 * time.Minute, Options: []OptionSet{OptionsTLS, OptionsSourcePort}, Prober: probeSIP},
-		{Name: "listen", Protocol: NetworkTCP, Transports: []string{NetworkTCP, NetworkUDP}, Local: true, Prober: probeListen},
-		{Name: "broadcast", Protocol: NetworkUDP, Local: true, Options: []OptionSet{OptionsBroadcast}, Prober: probeBroadcast},
+		{Name: "tcp", Network: NetworkTCP, Prober: probeTCP},
+		{Name: "tls", Network: NetworkTCP, DefaultPort: 443, Options: []OptionSet{OptionsTLS}, Prober: probeTLS},
+		{Name: "udp", Network: NetworkUDP, Options: []OptionSet{OptionsRequest, OptionsSourcePort}, Prober: probeUDP},
+		{Name: "ntp", Network: NetworkUDP, DefaultPort: 123, MinInterval: ntpMinInterval, Options: []OptionSet{OptionsNTP, OptionsSourcePort}, Prober: probeNTP},
+		{Name: "http", Network: NetworkTCP, DefaultPort: 80, Options: []OptionSet{OptionsHTTP, OptionsTLS}, TLSNote: "for redirects to https", EnvProxy: true, Prober: probeHTTP},
+		{Name: "https", Network: NetworkTCP, DefaultPort: 443, Options: []OptionSet{OptionsHTTP, OptionsTLS}, EnvProxy: true, Prober: probeHTTP},
+		{Name: "ssh", Network: NetworkTCP, DefaultPort: 22, Prober: probeSSH},
+		{Name: "ftp", Network: NetworkTCP, DefaultPort: 21, Options: []OptionSet{OptionsFTP, OptionsLogin, OptionsTLS}, PasswordOptional: true, TLSOnlyWith: &Condition{Text: "ftp: {explicit_tls: true}", Holds: func(c *Check) bool { return c.FTP.ExplicitTLS }}, Prober: probeFTP},
+		{Name: "smtp", Network: NetworkTCP, DefaultPort: 587, Options: []OptionSet{OptionsLogin, OptionsTLS}, TLSNote: "STARTTLS", Prober: probeSMTP},
+		{Name: "smtps", Network: NetworkTCP, DefaultPort: 465, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probeSMTPS},
+		{Name: "imaps", Network: NetworkTCP, DefaultPort: 993, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probeIMAPS},
+		{Name: "pop3s", Network: NetworkTCP, DefaultPort: 995, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probePOP3S},
+		{Name: "sip", Network: NetworkUDP, DefaultPort: sipPort, Transports: []string{NetworkUDP, NetworkTCP, transportTLS}, TransportPorts: map[string]int{transportTLS: sipsPort}, MinInterval: 5 * time.Minute, Options: []OptionSet{OptionsTLS, OptionsSourcePort}, Prober: probeSIP},
+		{Name: "listen", Network: NetworkTCP, Transports: []string{NetworkTCP, NetworkUDP}, Local: true, Prober: probeListen},
+		{Name: "broadcast", Network: NetworkUDP, Local: true, Options: []OptionSet{OptionsBroadcast}, Prober: probeBroadcast},
 	}
 }
 
@@ -150,8 +150,8 @@ func kinds() *kindTable {
 // changes nothing else).
 func Kinds() map[string]KindSpec { return maps.Clone(kinds().byName) }
 
-// KindList returns the registered kinds in registration order.
-func KindList() []KindSpec { return slices.Clone(kinds().list) }
+// kindList returns the registered kinds in registration order.
+func kindList() []KindSpec { return slices.Clone(kinds().list) }
 
 // KindNames lists the registered kinds, sorted.
 func KindNames() []string { return slices.Clone(kinds().names) }
@@ -165,8 +165,9 @@ func LookupKind(name string) (KindSpec, error) {
 	return s, nil
 }
 
-// ProtocolOf is the transport label ("tcp"/"udp") of a transport variant.
-func ProtocolOf(transport string) string {
+// NetworkOf is the network (NetworkTCP or NetworkUDP) of a transport
+// variant.
+func NetworkOf(transport string) string {
 	if transport == NetworkUDP {
 		return NetworkUDP
 	}
@@ -192,16 +193,16 @@ func (k KindSpec) variant(transport string) string {
 // kind over transport ("" for the default).
 func (k KindSpec) NetworkOf(transport string) string {
 	if v := k.variant(transport); v != "" {
-		return ProtocolOf(v)
+		return NetworkOf(v)
 	}
-	return k.Protocol
+	return k.Network
 }
 
 // transportsOver lists the kind's transports whose network is network.
 func (k KindSpec) transportsOver(network string) []string {
 	var out []string
 	for _, t := range k.Transports {
-		if ProtocolOf(t) == network {
+		if NetworkOf(t) == network {
 			out = append(out, t)
 		}
 	}
@@ -219,7 +220,7 @@ func (k KindSpec) Proxyable(transport string) bool {
 // over transport that cannot use a proxy.
 func (k KindSpec) ProxyRefusal(transport string) string {
 	switch tcp := k.transportsOver(NetworkTCP); {
-	case k.Local && (k.Protocol == NetworkTCP || len(tcp) > 0):
+	case k.Local && (k.Network == NetworkTCP || len(tcp) > 0):
 		return fmt.Sprintf("kind %s waits for inbound connections and connects to nothing, so a proxy does not apply", k.Name)
 	case len(tcp) > 0:
 		return fmt.Sprintf("kind %s goes through a proxy only with protocol: %s, and this check uses %s", k.Name, orList(tcp), transport)

@@ -24,7 +24,7 @@ func TestKindTableBuiltOnce(t *testing.T) {
 func TestKindRulesConsistent(t *testing.T) {
 	known := map[OptionSet]bool{OptionsTLS: true, OptionsLogin: true, OptionsSourcePort: true, OptionsRequest: true,
 		OptionsNTP: true, OptionsFTP: true, OptionsHTTP: true, OptionsBroadcast: true}
-	for _, k := range KindList() {
+	for _, k := range kindList() {
 		for _, set := range k.Options {
 			if !known[set] {
 				t.Errorf("kind %s takes unknown option set %q", k.Name, set)

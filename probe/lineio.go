@@ -76,7 +76,7 @@ func (l *boundedLineReader) buffered() int { return l.br.Buffered() }
 
 // readLine returns the next line without its terminator. A line that does
 // not fit, or that the server leaves unterminated when it closes or the
-// deadline passes, is a ProtocolError quoting its (sanitized) start; other
+// deadline passes, is a protocolError quoting its (sanitized) start; other
 // errors (timeouts with nothing pending, EOF between lines, resets) are
 // returned as they are for classify.
 func (l *boundedLineReader) readLine() (string, error) {
@@ -103,17 +103,17 @@ func (l *boundedLineReader) readLine() (string, error) {
 	start := func() string { return cleanText(l.scrub.scrub(string(b)), 64) }
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent a line longer than %d bytes: \"%s\"", l.max, start())}
+		return "", &protocolError{Msg: fmt.Sprintf("the server sent a line longer than %d bytes: \"%s\"", l.max, start())}
 	case len(b) > 0 && isTimeout(err):
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server sent \"%s\" and then no end of line until the deadline", start())}
+		return "", &protocolError{Msg: fmt.Sprintf("the server sent \"%s\" and then no end of line until the deadline", start())}
 	case len(b) > 0 && errors.Is(err, io.EOF):
-		return "", &ProtocolError{Msg: fmt.Sprintf("the server closed the connection after an unterminated line \"%s\"", start())}
+		return "", &protocolError{Msg: fmt.Sprintf("the server closed the connection after an unterminated line \"%s\"", start())}
 	}
 	return "", err
 }
 
 // silenceOr turns a failed first read into the verdict it deserves: a
-// deadline with not a byte received is a SilentError (the server waits for
+// deadline with not a byte received is a silentError (the server waits for
 // the client, as a TLS port does), a close with not a byte received says so
 // plainly; everything else is err itself.
 func (l *boundedLineReader) silenceOr(ctx context.Context, err error, since time.Time, closedHint string) error {
@@ -121,10 +121,10 @@ func (l *boundedLineReader) silenceOr(ctx context.Context, err error, since time
 		return err
 	}
 	if isTimeout(err) {
-		return &SilentError{Waited: time.Since(since)}
+		return &silentError{Waited: time.Since(since)}
 	}
 	if errors.Is(err, io.EOF) {
-		return &ProtocolError{Msg: "the server accepted the connection and closed it without a word" + closedHint}
+		return &protocolError{Msg: "the server accepted the connection and closed it without a word" + closedHint}
 	}
 	return err
 }
@@ -366,7 +366,7 @@ func foreignError(self string, b []byte) error {
 	if who == "" {
 		return nil
 	}
-	return &ProtocolError{Msg: fmt.Sprintf("%s answered, not %s: \"%s\"", who, self, cleanText(firstLine(b), 80))}
+	return &protocolError{Msg: fmt.Sprintf("%s answered, not %s: \"%s\"", who, self, cleanText(firstLine(b), 80))}
 }
 
 // isTLSRecord reports a TLS record header: content type change_cipher_spec,

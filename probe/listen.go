@@ -109,7 +109,7 @@ func probeListenWith(ctx context.Context, t Target, env listenEnv) Result {
 	begin := time.Now()
 	defer func() { r.addTiming(PhaseConnect, time.Since(begin)) }()
 
-	transport := ProtocolOf(t.Check.Transport)
+	transport := NetworkOf(t.Check.Transport)
 	port := t.Check.Port
 	want := t.Addr
 	label := fmt.Sprintf("%s/%d", transport, port)

@@ -21,7 +21,7 @@ import (
 func runListen(t *testing.T, host string, port int, transport string) probe.Result {
 	t.Helper()
 	c := &probe.Check{Name: "l", Kind: "listen", Host: host, Port: port, Transport: transport,
-		Protocol: probe.ProtocolOf(transport), Timeout: 5 * time.Second}
+		Network: probe.NetworkOf(transport), Timeout: 5 * time.Second}
 	res := probe.Run(context.Background(), c)
 	if len(res) != 1 {
 		t.Fatalf("want one result, got %d: %+v", len(res), res)
@@ -67,8 +67,8 @@ func TestListenTCPLoopback(t *testing.T) {
 	if !slices.ContainsFunc(f.Processes, func(p string) bool { return strings.HasSuffix(p, self) }) {
 		t.Errorf("processes %q do not name this process %s", f.Processes, self)
 	}
-	if r.Check.Protocol != "tcp" {
-		t.Errorf("protocol %q", r.Check.Protocol)
+	if r.Check.Network != "tcp" {
+		t.Errorf("protocol %q", r.Check.Network)
 	}
 }
 
@@ -112,8 +112,8 @@ func TestListenUDP(t *testing.T) {
 	port := portOf(t, pc.LocalAddr())
 	r := runListen(t, "127.0.0.1", port, "udp")
 	wantReason(t, r, true, probe.ReasonOK)
-	if r.Check.Protocol != "udp" || !slices.Contains(r.Facts.ListenFacts.Listening, fmt.Sprintf("127.0.0.1:%d", port)) {
-		t.Errorf("protocol %q, facts %+v", r.Check.Protocol, r.Facts.ListenFacts)
+	if r.Check.Network != "udp" || !slices.Contains(r.Facts.ListenFacts.Listening, fmt.Sprintf("127.0.0.1:%d", port)) {
+		t.Errorf("protocol %q, facts %+v", r.Check.Network, r.Facts.ListenFacts)
 	}
 	// A bound UDP socket is no TCP listener: the transport is part of the question.
 	if r := runListen(t, "127.0.0.1", port, "tcp"); r.Up {
@@ -159,7 +159,7 @@ func TestListenNetnsLoopbackOnly(t *testing.T) {
 	exact := lab.ListenUDP(lab.Router(), lab.RouterServerSideIP().String()+":0")
 	check := func(host string, port int, transport string) *probe.Check {
 		return &probe.Check{Name: "l", Kind: "listen", Host: host, Port: port, Transport: transport,
-			Protocol: probe.ProtocolOf(transport), Timeout: 5 * time.Second}
+			Network: probe.NetworkOf(transport), Timeout: 5 * time.Second}
 	}
 
 	// Bound only to loopback: the service runs, but LAN peers cannot reach it.

@@ -57,25 +57,25 @@ func loadMailLogin(cr Credentials) (*mailLogin, error) {
 		b, err := os.ReadFile(cr.PasswordFile)
 		if err != nil {
 			// The error names the file, never its content.
-			return nil, &ConfigError{Err: fmt.Errorf("reading the mail password file: %w", err)}
+			return nil, &configError{Err: fmt.Errorf("reading the mail password file: %w", err)}
 		}
 		pass = strings.TrimRight(string(b), "\r\n")
 	case cr.PasswordEnv != "":
 		v, ok := os.LookupEnv(cr.PasswordEnv)
 		if !ok {
-			return nil, &ConfigError{Err: fmt.Errorf("the mail password variable %s is not set", cr.PasswordEnv)}
+			return nil, &configError{Err: fmt.Errorf("the mail password variable %s is not set", cr.PasswordEnv)}
 		}
 		pass = v
 	default:
-		return nil, &ConfigError{Err: fmt.Errorf("credentials for user %q name no password file or variable", cr.User)}
+		return nil, &configError{Err: fmt.Errorf("credentials for user %q name no password file or variable", cr.User)}
 	}
 	if pass == "" {
-		return nil, &ConfigError{Err: fmt.Errorf("the mail password for user %q is empty", cr.User)}
+		return nil, &configError{Err: fmt.Errorf("the mail password for user %q is empty", cr.User)}
 	}
 	// No mail protocol can carry these in a command line, and a line break
 	// would let the value inject commands.
 	if strings.ContainsAny(pass, "\r\n\x00") || strings.ContainsAny(cr.User, "\r\n\x00") {
-		return nil, &ConfigError{Err: errors.New("the mail user or password contains a line break or NUL")}
+		return nil, &configError{Err: errors.New("the mail user or password contains a line break or NUL")}
 	}
 	l := &mailLogin{user: cr.User, pass: pass}
 	quoted := imapQuote(pass)
@@ -173,7 +173,7 @@ func probeMail(ctx context.Context, t Target, implicitTLS bool, proto string, di
 	}
 	if err != nil {
 		res := fail(&r, phase, err, t.Addr)
-		var se *SilentError
+		var se *silentError
 		if errors.As(err, &se) {
 			res.Detail += s.silentHint(implicitTLS)
 		}
@@ -231,7 +231,7 @@ func (s *mailSession) send(line string) error {
 }
 
 // greetingLine reads the first line of a line-per-reply protocol (IMAP,
-// POP3) and turns silence into a SilentError.
+// POP3) and turns silence into a silentError.
 func (s *mailSession) greetingLine() (string, error) {
 	line, err := s.line()
 	if err != nil {
@@ -316,11 +316,11 @@ func (s *mailSession) smtpReply() (smtpReply, error) {
 			return rep, err
 		}
 		if len(line) < 3 || !smtpDigits(line[:3]) || (len(line) > 3 && line[3] != '-' && line[3] != ' ') {
-			return rep, &ProtocolError{Msg: fmt.Sprintf("not an SMTP reply: \"%s\"", cleanText(line, 64))}
+			return rep, &protocolError{Msg: fmt.Sprintf("not an SMTP reply: \"%s\"", cleanText(line, 64))}
 		}
 		code := int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 		if rep.lines != nil && code != rep.code {
-			return rep, &ProtocolError{Msg: fmt.Sprintf("a multi-line SMTP reply changed its code from %d to %d", rep.code, code)}
+			return rep, &protocolError{Msg: fmt.Sprintf("a multi-line SMTP reply changed its code from %d to %d", rep.code, code)}
 		}
 		rep.code = code
 		text := ""
@@ -332,7 +332,7 @@ func (s *mailSession) smtpReply() (smtpReply, error) {
 			return rep, nil
 		}
 	}
-	return rep, &ProtocolError{Msg: fmt.Sprintf("an SMTP reply of more than %d lines (code %d): the server never ends it", mailMaxReplyLines, rep.code)}
+	return rep, &protocolError{Msg: fmt.Sprintf("an SMTP reply of more than %d lines (code %d): the server never ends it", mailMaxReplyLines, rep.code)}
 }
 
 func smtpDigits(s string) bool {
@@ -359,7 +359,7 @@ func (s *mailSession) smtpGreeting() error {
 	if rep.code != 220 {
 		// 554 on connect is RFC 5321's "no SMTP service here" (often a
 		// blocklist or a policy refusing this client).
-		return &ProtocolError{Msg: "the server refused the session: " + rep.text()}
+		return &protocolError{Msg: "the server refused the session: " + rep.text()}
 	}
 	return nil
 }
@@ -371,7 +371,7 @@ func (s *mailSession) smtpEHLO() (smtpReply, error) {
 		return rep, err
 	}
 	if rep.code != 250 {
-		return rep, &ProtocolError{Msg: "EHLO refused: " + rep.text()}
+		return rep, &protocolError{Msg: "EHLO refused: " + rep.text()}
 	}
 	s.facts.Extensions = rep.keywords()
 	return rep, nil
@@ -413,9 +413,9 @@ func (s *mailSession) smtpAuth(ehlo smtpReply, login *mailLogin) error {
 	mechs := ehlo.authMechanisms()
 	if !containsFold(mechs, "PLAIN") {
 		if len(mechs) == 0 {
-			return &ProtocolError{Msg: "the server offers no AUTH, so it accepts no login here"}
+			return &protocolError{Msg: "the server offers no AUTH, so it accepts no login here"}
 		}
-		return &ProtocolError{Msg: fmt.Sprintf("the server does not offer AUTH PLAIN (it offers %s)", cleanText(strings.Join(mechs, " "), 80))}
+		return &protocolError{Msg: fmt.Sprintf("the server does not offer AUTH PLAIN (it offers %s)", cleanText(strings.Join(mechs, " "), 80))}
 	}
 	rep, err := s.smtpCommand("AUTH PLAIN " + login.plainToken())
 	if err != nil {
@@ -427,9 +427,9 @@ func (s *mailSession) smtpAuth(ehlo smtpReply, login *mailLogin) error {
 		return nil
 	case rep.code == 334:
 		_ = s.send("*") // cancel the exchange (RFC 4954 section 4)
-		return &ProtocolError{Msg: "the server asked for more after AUTH PLAIN with an initial response: " + rep.text()}
+		return &protocolError{Msg: "the server asked for more after AUTH PLAIN with an initial response: " + rep.text()}
 	}
-	return &ProtocolError{Msg: fmt.Sprintf("login as %q refused: %s", login.user, rep.text())}
+	return &protocolError{Msg: fmt.Sprintf("login as %q refused: %s", login.user, rep.text())}
 }
 
 func containsFold(list []string, s string) bool {
@@ -460,7 +460,7 @@ func smtpSTARTTLSDialog(s *mailSession, login *mailLogin) (Phase, string, error)
 		return PhaseStartTLS, "", err
 	}
 	if !containsFold(s.facts.Extensions, "STARTTLS") {
-		return PhaseStartTLS, "", &ProtocolError{Msg: fmt.Sprintf(
+		return PhaseStartTLS, "", &protocolError{Msg: fmt.Sprintf(
 			"STARTTLS not offered (an SMTP-inspecting firewall strips it); the server offered: %s",
 			cleanText(strings.Join(s.facts.Extensions, " "), mailShown))}
 	}
@@ -469,12 +469,12 @@ func smtpSTARTTLSDialog(s *mailSession, login *mailLogin) (Phase, string, error)
 		return PhaseStartTLS, "", err
 	}
 	if rep.code != 220 {
-		return PhaseStartTLS, "", &ProtocolError{Msg: "STARTTLS refused: " + rep.text()}
+		return PhaseStartTLS, "", &protocolError{Msg: "STARTTLS refused: " + rep.text()}
 	}
 	// Anything already buffered came before TLS but would be read as if
 	// after it: a man in the middle injecting replies (CVE-2011-0411 style).
 	if n := s.lr.buffered(); n > 0 {
-		return PhaseStartTLS, "", &ProtocolError{Msg: fmt.Sprintf(
+		return PhaseStartTLS, "", &protocolError{Msg: fmt.Sprintf(
 			"the server sent %d bytes after its STARTTLS reply, before TLS: injected plaintext, refused", n)}
 	}
 	s.r.addTiming(PhaseStartTLS, time.Since(begin))
@@ -541,9 +541,9 @@ func imapsDialog(s *mailSession, login *mailLogin) (Phase, string, error) {
 	switch status {
 	case "OK", "PREAUTH":
 	case "BYE":
-		return PhaseBanner, "", &ProtocolError{Msg: fmt.Sprintf("the server refused the session: \"%s\"", s.facts.Greeting)}
+		return PhaseBanner, "", &protocolError{Msg: fmt.Sprintf("the server refused the session: \"%s\"", s.facts.Greeting)}
 	default:
-		return PhaseBanner, "", &ProtocolError{Msg: fmt.Sprintf("not an IMAP greeting: \"%s\"", s.facts.Greeting)}
+		return PhaseBanner, "", &protocolError{Msg: fmt.Sprintf("not an IMAP greeting: \"%s\"", s.facts.Greeting)}
 	}
 	phase, how, tag := PhaseBanner, "", "a1"
 	if login != nil && status == "PREAUTH" {
@@ -590,7 +590,7 @@ func (s *mailSession) imapLogin(tag string, login *mailLogin) error {
 	if f := strings.Fields(resp); len(f) >= 2 && strings.EqualFold(f[1], "OK") {
 		return nil
 	}
-	return &ProtocolError{Msg: fmt.Sprintf("login as %q refused: \"%s\"", login.user, cleanText(resp, mailShown))}
+	return &protocolError{Msg: fmt.Sprintf("login as %q refused: \"%s\"", login.user, cleanText(resp, mailShown))}
 }
 
 // imapContinue waits for the "+" that lets a literal follow.
@@ -604,10 +604,10 @@ func (s *mailSession) imapContinue(tag string, login *mailLogin) error {
 		case strings.HasPrefix(l, "+"):
 			return nil
 		case strings.HasPrefix(l, tag+" "):
-			return &ProtocolError{Msg: fmt.Sprintf("login as %q refused: \"%s\"", login.user, cleanText(l, mailShown))}
+			return &protocolError{Msg: fmt.Sprintf("login as %q refused: \"%s\"", login.user, cleanText(l, mailShown))}
 		}
 	}
-	return &ProtocolError{Msg: fmt.Sprintf("no IMAP continuation within %d lines", mailMaxReplyLines)}
+	return &protocolError{Msg: fmt.Sprintf("no IMAP continuation within %d lines", mailMaxReplyLines)}
 }
 
 // imapTagged skips untagged lines (bounded) up to the tagged completion.
@@ -621,7 +621,7 @@ func (s *mailSession) imapTagged(tag string) (string, error) {
 			return l, nil
 		}
 	}
-	return "", &ProtocolError{Msg: fmt.Sprintf("no IMAP completion for %s within %d lines", tag, mailMaxReplyLines)}
+	return "", &protocolError{Msg: fmt.Sprintf("no IMAP completion for %s within %d lines", tag, mailMaxReplyLines)}
 }
 
 // imapQuotable reports whether s fits an IMAP quoted string: 7-bit, no CR,
@@ -656,9 +656,9 @@ func pop3sDialog(s *mailSession, login *mailLogin) (Phase, string, error) {
 	switch {
 	case strings.HasPrefix(line, "+OK"):
 	case strings.HasPrefix(line, "-ERR"):
-		return PhaseBanner, "", &ProtocolError{Msg: fmt.Sprintf("the server refused the session: \"%s\"", s.facts.Greeting)}
+		return PhaseBanner, "", &protocolError{Msg: fmt.Sprintf("the server refused the session: \"%s\"", s.facts.Greeting)}
 	default:
-		return PhaseBanner, "", &ProtocolError{Msg: fmt.Sprintf("not a POP3 greeting: \"%s\"", s.facts.Greeting)}
+		return PhaseBanner, "", &protocolError{Msg: fmt.Sprintf("not a POP3 greeting: \"%s\"", s.facts.Greeting)}
 	}
 	phase, how := PhaseBanner, ""
 	if login != nil {
@@ -685,7 +685,7 @@ func (s *mailSession) pop3Login(login *mailLogin) error {
 			return err
 		}
 		if !strings.HasPrefix(l, "+OK") {
-			return &ProtocolError{Msg: fmt.Sprintf("login as %q refused: \"%s\"", login.user, cleanText(l, mailShown))}
+			return &protocolError{Msg: fmt.Sprintf("login as %q refused: \"%s\"", login.user, cleanText(l, mailShown))}
 		}
 	}
 	return nil

@@ -41,7 +41,7 @@ func probeNTP(ctx context.Context, t Target) Result {
 		srcPort = port
 		if err != nil {
 			lastErr = err
-			var de *DialError
+			var de *dialError
 			if errors.As(err, &de) {
 				break // an ICMP error or a local failure: asking again changes nothing
 			}
@@ -60,10 +60,10 @@ func probeNTP(ctx context.Context, t Target) Result {
 		if lastErr == nil {
 			lastErr = ctx.Err()
 		}
-		var nr *NoReplyError
+		var nr *noReplyError
 		if errors.As(lastErr, &nr) {
 			// Silence to every sample: the detail states the whole wait.
-			lastErr = &NoReplyError{Waited: time.Since(begin)}
+			lastErr = &noReplyError{Waited: time.Since(begin)}
 		}
 		res := udpFailure(&r, lastErr, t)
 		res.Facts.NTPFacts = &NTPFacts{SourcePort: srcPort}
@@ -113,13 +113,13 @@ func queryNTP(ctx context.Context, t Target, queriesLeft int) (*ntp.Response, in
 	}
 	// ntpConn's own errors say what the socket saw; anything else is the ntp
 	// package rejecting a reply that did answer our query.
-	var de *DialError
-	var nr *NoReplyError
-	var pe *ProtocolError
+	var de *dialError
+	var nr *noReplyError
+	var pe *protocolError
 	if errors.As(err, &de) || errors.As(err, &nr) || errors.As(err, &pe) {
 		return nil, srcPort, err
 	}
-	return nil, srcPort, &ProtocolError{Msg: "invalid NTP reply: " + err.Error()}
+	return nil, srcPort, &protocolError{Msg: "invalid NTP reply: " + err.Error()}
 }
 
 // ntpConn is the connected socket handed to the ntp package. Its reads skip
@@ -151,7 +151,7 @@ func (c *ntpConn) Write(b []byte) (int, error) {
 	}
 	n, err := c.UDPConn.Write(b)
 	if err != nil {
-		return n, &DialError{Op: "send", Err: err, ICMP: connErrQueue(c.UDPConn), Elapsed: time.Since(c.begin)}
+		return n, &dialError{Op: "send", Err: err, ICMP: connErrQueue(c.UDPConn), Elapsed: time.Since(c.begin)}
 	}
 	return n, nil
 }
@@ -165,9 +165,9 @@ func (c *ntpConn) Read(b []byte) (int, error) {
 				if c.strays > 0 {
 					return 0, strayError(c.strays, time.Since(c.begin))
 				}
-				return 0, &NoReplyError{Waited: time.Since(c.begin)}
+				return 0, &noReplyError{Waited: time.Since(c.begin)}
 			}
-			return 0, &DialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(c.begin)}
+			return 0, &dialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(c.begin)}
 		}
 		if ntpAnswers(b[:n], c.xmit) {
 			return n, nil

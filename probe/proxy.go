@@ -58,9 +58,9 @@ const ProxyScheme = "http"
 // broken proxy must not make the probe read without end.
 const proxyMaxHeaderBytes = 16 << 10
 
-// ProxyError is a proxy that could not be reached, did not answer CONNECT as
+// proxyError is a proxy that could not be reached, did not answer CONNECT as
 // HTTP requires, or refused the request (Status set).
-type ProxyError struct {
+type proxyError struct {
 	Proxy   string // the proxy as dialled: ip:port, or host:port before it resolved
 	ProxyIP net.IP // nil when the proxy's name did not resolve
 	Target  string // host:port the tunnel was asked for (or the URL of a plain proxied request)
@@ -75,7 +75,7 @@ type ProxyError struct {
 	Err       error
 }
 
-func (e *ProxyError) Error() string {
+func (e *proxyError) Error() string {
 	if e.Status != 0 {
 		what := e.Method + " " + e.Target
 		if e.Method == http.MethodConnect {
@@ -90,7 +90,7 @@ func (e *ProxyError) Error() string {
 	return fmt.Sprintf("proxy %s: %v", e.Proxy, e.Err)
 }
 
-func (e *ProxyError) Unwrap() error { return e.Err }
+func (e *proxyError) Unwrap() error { return e.Err }
 
 // proxyHint explains the refusals people most often meet.
 func proxyHint(method string, status int, target string) string {
@@ -103,31 +103,6 @@ func proxyHint(method string, status int, target string) string {
 	return ""
 }
 
-// classifyProxy is classify for proxy errors: a refusal is proxy_denied; a
-// failure to reach or talk to the proxy is classified as if the proxy were
-// the target (ICMP attribution compares the sender with the proxy's address)
-// and the detail names the proxy, so that nobody reads it as news about the
-// target.
-func classifyProxy(e *ProxyError, phase Phase, local localAddrFunc) (Reason, string) {
-	if e.Status != 0 {
-		return ReasonProxyDenied, e.Error()
-	}
-	if !e.Connected {
-		r, d := classifyWith(e.Err, phase, e.ProxyIP, local)
-		// The generic wording calls the peer "the target"; here it is the proxy.
-		return r, "proxy " + e.Proxy + ": " + strings.ReplaceAll(d, "the target", "the proxy")
-	}
-	if isTimeout(e.Err) {
-		return ReasonTimeout, fmt.Sprintf("proxy %s accepted the connection but did not answer %s %s before the deadline",
-			e.Proxy, e.Method, e.Target)
-	}
-	if errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) {
-		return ReasonProtocol, fmt.Sprintf("proxy %s closed the connection instead of answering %s %s", e.Proxy, e.Method, e.Target)
-	}
-	r, d := classifyWith(e.Err, phase, e.ProxyIP, local)
-	return r, fmt.Sprintf("proxy %s, %s %s: %s", e.Proxy, e.Method, e.Target, d)
-}
-
 // dialTCP connects to t: directly (dialDirect), or through an HTTP CONNECT
 // tunnel when a proxy applies to t's check. Every TCP dial of this package
 // goes through it. A returned conn may hold bytes the proxy sent after its
@@ -135,12 +110,12 @@ func classifyProxy(e *ProxyError, phase Phase, local localAddrFunc) (Reason, str
 func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
 	pu, err := proxyFor(t.Check)
 	if err != nil {
-		return nil, &DialError{Op: "proxy", Err: &ConfigError{Err: err}}
+		return nil, &dialError{Op: "proxy", Err: &configError{Err: err}}
 	}
 	if pu == nil {
 		if t.Addr == nil {
 			// resolve saw a proxy that has since disappeared (the environment changed).
-			return nil, &DialError{Op: "connect", Err: &ConfigError{Err: errors.New("no address to connect to: the proxy setting changed during the probe")}}
+			return nil, &dialError{Op: "connect", Err: &configError{Err: errors.New("no address to connect to: the proxy setting changed during the probe")}}
 		}
 		return dialDirect(ctx, t)
 	}
@@ -155,22 +130,22 @@ func dialTCP(ctx context.Context, t Target) (net.Conn, error) {
 func dialTunnel(ctx context.Context, c *Check, pu *url.URL, target string) (net.Conn, error) {
 	if strings.ContainsAny(target, " \t\r\n") {
 		// A name from a redirect or a PASV reply must not inject header lines.
-		return nil, &DialError{Op: "proxy", Err: &ProtocolError{Msg: fmt.Sprintf("cannot ask a proxy for %q", printable([]byte(target)))}}
+		return nil, &dialError{Op: "proxy", Err: &protocolError{Msg: fmt.Sprintf("cannot ask a proxy for %q", printable([]byte(target)))}}
 	}
 	conn, pe := dialProxyServer(ctx, c, pu)
 	if pe != nil {
 		pe.Target, pe.Method = target, http.MethodConnect
-		return nil, &DialError{Op: "proxy", Err: pe, Timeout: isTimeout(pe.Err)}
+		return nil, &dialError{Op: "proxy", Err: pe, Timeout: isTimeout(pe.Err)}
 	}
 	tc, err := connectTunnel(ctx, conn, pu, target)
 	if err != nil {
 		conn.Close()
-		var pe *ProxyError
+		var pe *proxyError
 		if errors.As(err, &pe) {
 			pe.Proxy, pe.ProxyIP = conn.RemoteAddr().String(), remoteIP(conn)
 			pe.Target, pe.Method = target, http.MethodConnect
 		}
-		return nil, &DialError{Op: "proxy", Err: err, Timeout: isTimeout(err)}
+		return nil, &dialError{Op: "proxy", Err: err, Timeout: isTimeout(err)}
 	}
 	return tc, nil
 }
@@ -179,7 +154,7 @@ func dialTunnel(ctx context.Context, c *Check, pu *url.URL, target string) (net.
 // dialDirect, so that ICMP attribution applies to this hop. The proxy's name
 // is resolved by the system resolver (a check's dns_server is for its
 // target), in the check's IP family when it asks for one.
-func dialProxyServer(ctx context.Context, c *Check, pu *url.URL) (net.Conn, *ProxyError) {
+func dialProxyServer(ctx context.Context, c *Check, pu *url.URL) (net.Conn, *proxyError) {
 	host, port := pu.Hostname(), proxyPort(pu)
 	ip := net.ParseIP(host)
 	if ip == nil {
@@ -192,10 +167,10 @@ func dialProxyServer(ctx context.Context, c *Check, pu *url.URL) (net.Conn, *Pro
 		}
 		addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
 		if err != nil {
-			return nil, &ProxyError{Proxy: net.JoinHostPort(host, strconv.Itoa(port)), Err: err}
+			return nil, &proxyError{Proxy: net.JoinHostPort(host, strconv.Itoa(port)), Err: err}
 		}
 		if len(addrs) == 0 {
-			return nil, &ProxyError{Proxy: net.JoinHostPort(host, strconv.Itoa(port)),
+			return nil, &proxyError{Proxy: net.JoinHostPort(host, strconv.Itoa(port)),
 				Err: &net.DNSError{Err: errNoFamilyAddress, Name: host, IsNotFound: true}}
 		}
 		ip = net.IP(addrs[0].Unmap().AsSlice())
@@ -204,7 +179,7 @@ func dialProxyServer(ctx context.Context, c *Check, pu *url.URL) (net.Conn, *Pro
 	pc.Host, pc.Port = host, port
 	conn, err := dialDirect(ctx, Target{Check: &pc, Addr: ip, Family: familyOf(ip)})
 	if err != nil {
-		return nil, &ProxyError{Proxy: net.JoinHostPort(ip.String(), strconv.Itoa(port)), ProxyIP: ip, Err: err}
+		return nil, &proxyError{Proxy: net.JoinHostPort(ip.String(), strconv.Itoa(port)), ProxyIP: ip, Err: err}
 	}
 	return conn, nil
 }
@@ -225,7 +200,7 @@ func connectTunnel(ctx context.Context, conn net.Conn, pu *url.URL, target strin
 	}
 	req.WriteString("\r\n")
 	if _, err := io.WriteString(conn, req.String()); err != nil {
-		return nil, &ProxyError{Connected: true, Err: ctxErr(ctx, err)}
+		return nil, &proxyError{Connected: true, Err: ctxErr(ctx, err)}
 	}
 
 	lr := &io.LimitedReader{R: conn, N: proxyMaxHeaderBytes}
@@ -235,14 +210,14 @@ func connectTunnel(ctx context.Context, conn net.Conn, pu *url.URL, target strin
 		err = ctxErr(ctx, err)
 		switch {
 		case lr.N == 0:
-			err = &ProtocolError{Msg: fmt.Sprintf("its answer to CONNECT %s has more than %d bytes of headers", target, proxyMaxHeaderBytes)}
+			err = &protocolError{Msg: fmt.Sprintf("its answer to CONNECT %s has more than %d bytes of headers", target, proxyMaxHeaderBytes)}
 		case !isTimeout(err) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isNetOpError(err):
-			err = &ProtocolError{Msg: fmt.Sprintf("its answer to CONNECT %s is not HTTP (%s)", target, printable([]byte(err.Error())))}
+			err = &protocolError{Msg: fmt.Sprintf("its answer to CONNECT %s is not HTTP (%s)", target, printable([]byte(err.Error())))}
 		}
-		return nil, &ProxyError{Connected: true, Err: err}
+		return nil, &proxyError{Connected: true, Err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &ProxyError{Connected: true, Status: resp.StatusCode,
+		return nil, &proxyError{Connected: true, Status: resp.StatusCode,
 			StatusText: printable([]byte(resp.Status)), Note: squidNote(resp.Header), Err: errors.New(resp.Status)}
 	}
 	_ = conn.SetDeadline(time.Time{})

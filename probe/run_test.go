@@ -272,7 +272,7 @@ func TestRunStartDurationTimings(t *testing.T) {
 
 func TestRunRecoversProberPanic(t *testing.T) {
 	c := &Check{Name: "t", Kind: "boom", Host: "127.0.0.1", Port: 1}
-	spec := KindSpec{Name: "boom", Protocol: "tcp", Prober: func(context.Context, Target) Result {
+	spec := KindSpec{Name: "boom", Network: "tcp", Prober: func(context.Context, Target) Result {
 		panic("prober bug")
 	}}
 	start := time.Now()

@@ -206,7 +206,7 @@ func parseSIPHead(head []byte) (*sipResponse, error) {
 	}
 	code, reason, ok := parseSIPStatusLine(lines[0])
 	if !ok {
-		return nil, &ProtocolError{Msg: "not a SIP status line: " + quoted(lines[0])}
+		return nil, &protocolError{Msg: "not a SIP status line: " + quoted(lines[0])}
 	}
 	r := &sipResponse{code: code, reason: reason, contentLength: -1}
 	var userAgent string
@@ -217,7 +217,7 @@ func parseSIPHead(head []byte) (*sipResponse, error) {
 		}
 		if l[0] == ' ' || l[0] == '\t' {
 			if len(fields) == 0 {
-				return nil, &ProtocolError{Msg: "SIP header starts with a continuation line"}
+				return nil, &protocolError{Msg: "SIP header starts with a continuation line"}
 			}
 			fields[len(fields)-1] += " " + strings.TrimSpace(l)
 			continue
@@ -228,7 +228,7 @@ func parseSIPHead(head []byte) (*sipResponse, error) {
 		name, value, ok := strings.Cut(f, ":")
 		name = sipHeaderName(name)
 		if !ok || name == "" {
-			return nil, &ProtocolError{Msg: "malformed SIP header line " + quoted(f)}
+			return nil, &protocolError{Msg: "malformed SIP header line " + quoted(f)}
 		}
 		value = strings.TrimSpace(value)
 		switch name {
@@ -243,7 +243,7 @@ func parseSIPHead(head []byte) (*sipResponse, error) {
 		case "content-length":
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 0 {
-				return nil, &ProtocolError{Msg: "bad Content-Length " + quoted(value)}
+				return nil, &protocolError{Msg: "bad Content-Length " + quoted(value)}
 			}
 			r.contentLength = n
 		}
@@ -354,9 +354,9 @@ func probeSIPUDP(ctx context.Context, t Target) Result {
 			break // answered, out of time, an ICMP or local error, or too many strays
 		}
 		// The round ended without an answer to this request: silence, or only
-		// strays (which exchangeUDP reports as a ProtocolError). Resend.
-		var nr *NoReplyError
-		var pe *ProtocolError
+		// strays (which exchangeUDP reports as a protocolError). Resend.
+		var nr *noReplyError
+		var pe *protocolError
 		if !errors.As(err, &nr) && !errors.As(err, &pe) {
 			break
 		}
@@ -376,16 +376,16 @@ func probeSIPUDP(ctx context.Context, t Target) Result {
 		resp = provisional
 	}
 	if resp == nil {
-		var nr *NoReplyError
-		var pe *ProtocolError
+		var nr *noReplyError
+		var pe *protocolError
 		switch {
 		case strays > 0 && (errors.As(err, &nr) || errors.As(err, &pe)):
 			// As exchangeUDP does: datagrams from the target that answer
 			// something else are not silence.
-			err = &ProtocolError{Msg: fmt.Sprintf("%d datagram(s) from the target within %s (%d sends), "+
+			err = &protocolError{Msg: fmt.Sprintf("%d datagram(s) from the target within %s (%d sends), "+
 				"none answering this OPTIONS request (first: %s)", strays, took.Round(time.Millisecond), sends, firstStray)}
 		case errors.As(err, &nr):
-			err = &NoReplyError{Waited: took}
+			err = &noReplyError{Waited: took}
 		}
 		res := udpFailure(&r, err, t)
 		if res.Reason == ReasonNoReply {
@@ -521,7 +521,7 @@ func readSIPResponses(br *bufio.Reader, x sipTxn) (final, provisional *sipRespon
 		if why := resp.mismatch(x); why != "" {
 			// A stream carries only this transaction: a response to anything
 			// else is a server fault, not a stray.
-			return nil, provisional, &ProtocolError{Msg: fmt.Sprintf("%s answers another request: %s", resp.status(), why)}
+			return nil, provisional, &protocolError{Msg: fmt.Sprintf("%s answers another request: %s", resp.status(), why)}
 		}
 		resp.at = time.Now()
 		if resp.code >= 200 {
@@ -532,13 +532,13 @@ func readSIPResponses(br *bufio.Reader, x sipTxn) (final, provisional *sipRespon
 		}
 		n := max(resp.contentLength, 0) // a stream message without Content-Length has no body
 		if n > sipMaxBody {
-			return nil, provisional, &ProtocolError{Msg: fmt.Sprintf("provisional response with a %d-byte body", n)}
+			return nil, provisional, &protocolError{Msg: fmt.Sprintf("provisional response with a %d-byte body", n)}
 		}
 		if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
 			return nil, provisional, err
 		}
 	}
-	return nil, provisional, &ProtocolError{Msg: fmt.Sprintf("more than %d provisional responses and no final one", sipMaxProvisional)}
+	return nil, provisional, &protocolError{Msg: fmt.Sprintf("more than %d provisional responses and no final one", sipMaxProvisional)}
 }
 
 // readSIPHead reads one message's start line and header fields, up to and
@@ -553,7 +553,7 @@ func readSIPHead(br *bufio.Reader, limit int) ([]byte, error) {
 		chunk, err := br.ReadSlice('\n')
 		total += len(chunk)
 		if total > limit {
-			return nil, &ProtocolError{Msg: fmt.Sprintf("SIP response header longer than %d KB without an end", limit>>10)}
+			return nil, &protocolError{Msg: fmt.Sprintf("SIP response header longer than %d KB without an end", limit>>10)}
 		}
 		blank := !midLine && (string(chunk) == "\r\n" || string(chunk) == "\n")
 		switch {
@@ -568,7 +568,7 @@ func readSIPHead(br *bufio.Reader, limit int) ([]byte, error) {
 			if err := foreignError("SIP", head); err != nil {
 				return nil, err
 			}
-			return nil, &ProtocolError{Msg: "not a SIP response: the server sent " + quoted(string(head))}
+			return nil, &protocolError{Msg: "not a SIP response: the server sent " + quoted(string(head))}
 		}
 		switch {
 		case err == bufio.ErrBufferFull:

@@ -244,7 +244,7 @@ func TestSIPKindRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Protocol != "udp" || s.DefaultPort != 5060 || s.TransportPorts["tls"] != 5061 ||
+	if s.Network != "udp" || s.DefaultPort != 5060 || s.TransportPorts["tls"] != 5061 ||
 		strings.Join(s.Transports, ",") != "udp,tcp,tls" || s.MinInterval != 5*time.Minute {
 		t.Errorf("sip spec = %+v", s)
 	}
@@ -705,9 +705,9 @@ func TestSIPReadHeadBounded(t *testing.T) {
 	src := &endless{pat: "a"}
 	br := bufio.NewReaderSize(io.MultiReader(strings.NewReader("SIP/2.0 200 OK\r\nX: "), src), 4096)
 	_, err := readSIPHead(br, sipMaxHead)
-	var pe *ProtocolError
+	var pe *protocolError
 	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a ProtocolError", err)
+		t.Fatalf("err = %v, want a protocolError", err)
 	}
 	if src.n > sipMaxHead+8192 {
 		t.Errorf("read %d bytes for a %d-byte bound", src.n, sipMaxHead)

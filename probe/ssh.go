@@ -23,7 +23,7 @@ const (
 	sshMaxLines = 32
 )
 
-// sshSilentHint follows a SilentError: what silence on an SSH port means.
+// sshSilentHint follows a silentError: what silence on an SSH port means.
 const sshSilentHint = ": not an SSH server, or one waiting for the client as a TLS port does"
 
 // probeSSH connects and reads the server's identification line without
@@ -50,7 +50,7 @@ func probeSSH(ctx context.Context, t Target) Result {
 	if err != nil {
 		err = lr.silenceOr(ctx, err, ready, " (an OpenSSH server over its MaxStartups limit, or a TCP wrapper, closes like this)")
 		res := fail(&r, PhaseBanner, err, t.Addr)
-		var se *SilentError
+		var se *silentError
 		if errors.As(err, &se) {
 			res.Detail += sshSilentHint
 		}
@@ -83,7 +83,7 @@ func readSSHIdentification(lr *boundedLineReader) (sshIdent, int, error) {
 		line, err := lr.readLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) && pre > 0 {
-				return sshIdent{}, pre, &ProtocolError{Msg: fmt.Sprintf(
+				return sshIdent{}, pre, &protocolError{Msg: fmt.Sprintf(
 					"the server sent %d line(s) and closed the connection without an SSH identification; the first was \"%s\"",
 					pre, cleanText(first, 80))}
 			}
@@ -97,10 +97,10 @@ func readSSHIdentification(lr *boundedLineReader) (sshIdent, int, error) {
 			first = line // another protocol's greeting failed in readLine (greets)
 		}
 		if hasControl(line) {
-			return sshIdent{}, pre, &ProtocolError{Msg: fmt.Sprintf("not an SSH server: it sent \"%s\"", cleanText(line, 64))}
+			return sshIdent{}, pre, &protocolError{Msg: fmt.Sprintf("not an SSH server: it sent \"%s\"", cleanText(line, 64))}
 		}
 		if pre+1 >= sshMaxLines || lr.received() > sshMaxPrelude {
-			return sshIdent{}, pre, &ProtocolError{Msg: fmt.Sprintf(
+			return sshIdent{}, pre, &protocolError{Msg: fmt.Sprintf(
 				"no SSH identification within %d lines or %d bytes; the server's first line was \"%s\"",
 				sshMaxLines, sshMaxPrelude, cleanText(first, 80))}
 		}
@@ -123,19 +123,19 @@ func parseSSHIdent(line string) (sshIdent, error) {
 	shown := cleanText(line, 80)
 	// The limit counts CR LF; readLine has removed the terminator.
 	if len(line)+2 > sshMaxIDLine {
-		return sshIdent{}, &ProtocolError{Msg: fmt.Sprintf("SSH identification longer than %d bytes: \"%s\"", sshMaxIDLine, shown)}
+		return sshIdent{}, &protocolError{Msg: fmt.Sprintf("SSH identification longer than %d bytes: \"%s\"", sshMaxIDLine, shown)}
 	}
 	proto, rest, ok := strings.Cut(line[len("SSH-"):], "-")
 	software, _, _ := strings.Cut(rest, " ")
 	if !ok || proto == "" || software == "" || hasControl(line) {
-		return sshIdent{}, &ProtocolError{Msg: fmt.Sprintf("malformed SSH identification \"%s\"", shown)}
+		return sshIdent{}, &protocolError{Msg: fmt.Sprintf("malformed SSH identification \"%s\"", shown)}
 	}
 	switch {
 	case proto == "2.0" || proto == "1.99": // 1.99: both versions, 2.0 among them
 	case strings.HasPrefix(proto, "1."):
-		return sshIdent{}, &ProtocolError{Msg: fmt.Sprintf("the server speaks only the obsolete SSH protocol 1: \"%s\"", shown)}
+		return sshIdent{}, &protocolError{Msg: fmt.Sprintf("the server speaks only the obsolete SSH protocol 1: \"%s\"", shown)}
 	default:
-		return sshIdent{}, &ProtocolError{Msg: fmt.Sprintf("unknown SSH protocol version \"%s\": \"%s\"", cleanText(proto, 16), shown)}
+		return sshIdent{}, &protocolError{Msg: fmt.Sprintf("unknown SSH protocol version \"%s\": \"%s\"", cleanText(proto, 16), shown)}
 	}
 	return sshIdent{line: line, proto: proto, software: cleanText(software, 128)}, nil
 }

@@ -139,8 +139,8 @@ func TestSSHKindRegistered(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if s.DefaultPort != port || s.Protocol != "tcp" {
-			t.Errorf("%s: port %d protocol %q, want %d tcp", name, s.DefaultPort, s.Protocol, port)
+		if s.DefaultPort != port || s.Network != "tcp" {
+			t.Errorf("%s: port %d protocol %q, want %d tcp", name, s.DefaultPort, s.Network, port)
 		}
 	}
 }

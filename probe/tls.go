@@ -28,7 +28,7 @@ func probeTLS(ctx context.Context, t Target) Result {
 	}
 	if err != nil {
 		phase := PhaseTLS
-		var de *DialError
+		var de *dialError
 		if errors.As(err, &de) {
 			phase = PhaseConnect
 		}
@@ -51,7 +51,7 @@ func dialTLS(ctx context.Context, t Target, r *Result) (*TLSFacts, error) {
 	if err == nil || !isTimeout(err) || ctx.Err() != nil {
 		return facts, err
 	}
-	var de *DialError
+	var de *dialError
 	if errors.As(err, &de) {
 		return facts, err // the connect itself timed out: no handshake to retry
 	}
@@ -105,7 +105,7 @@ func shareOfDeadline(ctx context.Context, share float64) (context.Context, conte
 func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.CurveID) (*tls.Conn, *TLSFacts, error) {
 	cfg, err := tlsClientConfig(ctx, t.Check)
 	if err != nil {
-		return nil, nil, &ConfigError{Err: err}
+		return nil, nil, &configError{Err: err}
 	}
 	cfg.CurvePreferences = curves
 	if d, ok := ctx.Deadline(); ok {
@@ -132,7 +132,7 @@ func handshakeWithConfig(ctx context.Context, conn net.Conn, t Target, cfg *tls.
 	// A resumed session was verified and pinned when it was established.
 	if exp := t.Check.TLS.ExpectIssuer; len(exp) > 0 && !cs.DidResume && !chainsMatchIssuer(cs.VerifiedChains, exp) {
 		_ = tc.Close()
-		return nil, facts, &InterceptedError{Presented: facts.Issuer, Expected: exp, Verified: true}
+		return nil, facts, &interceptedError{Presented: facts.Issuer, Expected: exp, Verified: true}
 	}
 	return tc, facts, nil
 }
@@ -240,5 +240,5 @@ func pinCheckUnverified(err error, expect []string) error {
 			return nil
 		}
 	}
-	return &InterceptedError{Presented: issuerName(leaf), Expected: expect, Verified: false}
+	return &interceptedError{Presented: issuerName(leaf), Expected: expect, Verified: false}
 }

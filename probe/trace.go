@@ -69,12 +69,12 @@ func Traceable(r Result) bool {
 func traceTransport(c *Check) string {
 	switch {
 	case c.Transport != "":
-		return ProtocolOf(c.Transport)
-	case c.Protocol != "":
-		return ProtocolOf(c.Protocol)
+		return NetworkOf(c.Transport)
+	case c.Network != "":
+		return NetworkOf(c.Network)
 	}
 	if spec, err := LookupKind(c.Kind); err == nil {
-		return ProtocolOf(spec.Protocol)
+		return NetworkOf(spec.Network)
 	}
 	return "tcp"
 }
@@ -244,7 +244,7 @@ func runTrace(ctx context.Context, p hopProber, lim traceLimits, target net.IP) 
 // host's addresses (an ICMP error from one of them is this host's doing).
 func answerOf(err error, target net.IP, local []net.IP, rtt time.Duration) hopAnswer {
 	a := answerKind(err, target, local, rtt)
-	var de *DialError
+	var de *dialError
 	if errors.As(err, &de) {
 		a.resent = de.Resent
 	}
@@ -255,11 +255,11 @@ func answerKind(err error, target net.IP, local []net.IP, rtt time.Duration) hop
 	if err == nil {
 		return hopAnswer{kind: hopReached, from: target, what: "the target answered", rtt: rtt}
 	}
-	var de *DialError
-	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == OriginICMP || de.ICMP.Origin == OriginICMP6) {
+	var de *dialError
+	if errors.As(err, &de) && de.ICMP != nil && (de.ICMP.Origin == originICMP || de.ICMP.Origin == originICMP6) {
 		return icmpAnswer(de.ICMP, target, local, rtt)
 	}
-	var nr *NoReplyError
+	var nr *noReplyError
 	if errors.As(err, &nr) || isTimeout(err) {
 		return hopAnswer{kind: hopSilent}
 	}
@@ -277,7 +277,7 @@ func answerKind(err error, target net.IP, local []net.IP, rtt time.Duration) hop
 	return hopAnswer{kind: hopFailed, what: err.Error()}
 }
 
-func icmpAnswer(e *ICMPError, target net.IP, local []net.IP, rtt time.Duration) hopAnswer {
+func icmpAnswer(e *icmpError, target net.IP, local []net.IP, rtt time.Duration) hopAnswer {
 	a := hopAnswer{from: e.Offender, what: e.Describe(), rtt: rtt}
 	switch {
 	case e.Offender == nil || e.Offender.IsUnspecified():

@@ -102,14 +102,14 @@ func exchangeUDPTTL(ctx context.Context, t Target, ttl int, payload []byte) erro
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
-		return &DialError{Op: "connect", Err: err}
+		return &dialError{Op: "connect", Err: err}
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = setTTL(int(fd), domain, ttl) }); err != nil {
-		return &DialError{Op: "connect", Err: err}
+		return &dialError{Op: "connect", Err: err}
 	}
 	if serr != nil {
-		return &DialError{Op: "connect", Err: os.NewSyscallError("setsockopt", serr)}
+		return &dialError{Op: "connect", Err: os.NewSyscallError("setsockopt", serr)}
 	}
 	_, _, err = exchangeUDP(ctx, conn, payload, func([]byte) bool { return true })
 	return err

@@ -247,9 +247,9 @@ func runTraceCase(t *testing.T, tc traceCase) {
 	case "tcp":
 		ln := lab.ListenTCP(lab.Server(), net.JoinHostPort(server.String(), "0"))
 		c.Port = ln.Addr().(*net.TCPAddr).Port
-		c.Protocol = "tcp"
+		c.Network = "tcp"
 	case "ntp":
-		c.Port, c.Protocol, proto = 123, "udp", "udp"
+		c.Port, c.Network, proto = 123, "udp", "udp"
 	}
 	port := strconv.Itoa(c.Port)
 

@@ -199,7 +199,7 @@ func (c *cancellingProber) probe(ctx context.Context, ttl int) hopAnswer {
 func TestAnswerOf(t *testing.T) {
 	local := []net.IP{net.ParseIP("192.0.2.10")}
 	icmp := func(typ, code uint8, from string) error {
-		return &DialError{Op: "connect", Err: syscall.EHOSTUNREACH, ICMP: &ICMPError{Origin: OriginICMP, Type: typ, Code: code, Offender: net.ParseIP(from)}}
+		return &dialError{Op: "connect", Err: syscall.EHOSTUNREACH, ICMP: &icmpError{Origin: originICMP, Type: typ, Code: code, Offender: net.ParseIP(from)}}
 	}
 	cases := []struct {
 		name string
@@ -214,12 +214,12 @@ func TestAnswerOf(t *testing.T) {
 		{"own firewall's ICMP", icmp(3, 13, "192.0.2.10"), hopLocal},
 		{"own ARP failure", icmp(3, 1, "192.0.2.10"), hopNoNeighbour},
 		{"no sender", icmp(3, 13, "0.0.0.0"), hopSilent},
-		{"silence", &NoReplyError{Waited: time.Second}, hopSilent},
-		{"connect timeout", &DialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true}, hopSilent},
-		{"EPERM", &DialError{Op: "send", Err: syscall.EPERM}, hopLocal},
-		{"no route", &DialError{Op: "connect", Err: syscall.ENETUNREACH}, hopLocal},
-		{"reset", &DialError{Op: "connect", Err: syscall.ECONNREFUSED}, hopReached},
-		{"source port taken", &DialError{Op: "connect", Err: syscall.EADDRINUSE}, hopFailed},
+		{"silence", &noReplyError{Waited: time.Second}, hopSilent},
+		{"connect timeout", &dialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true}, hopSilent},
+		{"EPERM", &dialError{Op: "send", Err: syscall.EPERM}, hopLocal},
+		{"no route", &dialError{Op: "connect", Err: syscall.ENETUNREACH}, hopLocal},
+		{"reset", &dialError{Op: "connect", Err: syscall.ECONNREFUSED}, hopReached},
+		{"source port taken", &dialError{Op: "connect", Err: syscall.EADDRINUSE}, hopFailed},
 		{"other", errors.New("boom"), hopFailed},
 	}
 	for _, tc := range cases {
@@ -230,11 +230,11 @@ func TestAnswerOf(t *testing.T) {
 }
 
 func TestTraceable(t *testing.T) {
-	tcp := &Check{Kind: "tcp", Host: "203.0.113.5", Port: 443, Protocol: "tcp"}
-	ntp := &Check{Kind: "ntp", Host: "203.0.113.5", Port: 123, Protocol: "udp"}
-	sipTCP := &Check{Kind: "sip", Host: "203.0.113.5", Port: 5060, Transport: "tcp", Protocol: "tcp"}
-	proxied := &Check{Kind: "https", Host: "example.test", Port: 443, Protocol: "tcp", Proxy: "http://192.0.2.3:3128"}
-	listen := &Check{Kind: "listen", Host: "0.0.0.0", Port: 8080, Protocol: "tcp"}
+	tcp := &Check{Kind: "tcp", Host: "203.0.113.5", Port: 443, Network: "tcp"}
+	ntp := &Check{Kind: "ntp", Host: "203.0.113.5", Port: 123, Network: "udp"}
+	sipTCP := &Check{Kind: "sip", Host: "203.0.113.5", Port: 5060, Transport: "tcp", Network: "tcp"}
+	proxied := &Check{Kind: "https", Host: "example.test", Port: 443, Network: "tcp", Proxy: "http://192.0.2.3:3128"}
+	listen := &Check{Kind: "listen", Host: "0.0.0.0", Port: 8080, Network: "tcp"}
 	res := func(c *Check, reason Reason, phase Phase) Result {
 		return Result{Check: c, Address: "203.0.113.5", IPFamily: FamilyIPv4, Reason: reason, Phase: phase}
 	}
@@ -297,7 +297,7 @@ func TestRunTraceCountsRetransmittedSYNs(t *testing.T) {
 	if got.Probes != 1+2*2+2+2 || got.Retransmits != 2 {
 		t.Errorf("probes %d retransmits %d, want 9 and 2", got.Probes, got.Retransmits)
 	}
-	a := answerOf(&DialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true, Resent: 1}, target, nil, time.Second)
+	a := answerOf(&dialError{Op: "connect", Err: context.DeadlineExceeded, Timeout: true, Resent: 1}, target, nil, time.Second)
 	if a.kind != hopSilent || a.resent != 1 {
 		t.Errorf("answerOf kept %+v", a)
 	}

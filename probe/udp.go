@@ -53,7 +53,7 @@ func probeUDP(ctx context.Context, t Target) Result {
 // Silence on a check that expects none is up, and says what it proves.
 func udpFailure(r *Result, err error, t Target) Result {
 	phase := PhaseResponse
-	var de *DialError
+	var de *dialError
 	if errors.As(err, &de) {
 		switch de.Op {
 		case "connect":

@@ -18,11 +18,11 @@ const maxDatagram = 4096
 // (stale, spoofed or foreign) a probe reads before calling it a protocol error.
 const maxStrayDatagrams = 32
 
-// NoReplyError is silence after a datagram: no reply and no ICMP error. It
+// noReplyError is silence after a datagram: no reply and no ICMP error. It
 // proves only that nothing on the path rejected the datagram.
-type NoReplyError struct{ Waited time.Duration }
+type noReplyError struct{ Waited time.Duration }
 
-func (e *NoReplyError) Error() string {
+func (e *noReplyError) Error() string {
 	return fmt.Sprintf("no reply and no ICMP error within %s: the datagram was dropped on the way, or the service ignored it (open|filtered)",
 		e.Waited.Round(time.Millisecond))
 }
@@ -53,20 +53,20 @@ func dialUDP(ctx context.Context, t Target) (*net.UDPConn, error) {
 		case errors.Is(err, syscall.EACCES):
 			err = fmt.Errorf("binding source port %d needs CAP_NET_BIND_SERVICE: %w", t.Check.SourcePort, err)
 		}
-		return nil, &DialError{Op: "connect", Err: err}
+		return nil, &dialError{Op: "connect", Err: err}
 	}
 	return c.(*net.UDPConn), nil
 }
 
 // exchangeUDP sends req and waits for a datagram that match accepts, until
-// ctx's deadline. ICMP errors come back as a *DialError carrying the ICMP
-// message and its sender; silence as a *NoReplyError.
+// ctx's deadline. ICMP errors come back as a *dialError carrying the ICMP
+// message and its sender; silence as a *noReplyError.
 //
 // A datagram that match rejects is not the service answering this request (a
 // stale reply, another client's, a spoofed one, or a service that speaks
 // something else): it is skipped and the wait goes on, since the real reply
 // may still come. If the deadline passes with only such datagrams seen, that
-// is not silence but a *ProtocolError ("N replies from the target, none
+// is not silence but a *protocolError ("N replies from the target, none
 // matching"); after maxStrayDatagrams of them the wait ends early.
 func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]byte) bool) ([]byte, time.Duration, error) {
 	begin := time.Now()
@@ -77,7 +77,7 @@ func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]b
 	defer stop()
 
 	if _, err := c.Write(req); err != nil {
-		return nil, 0, &DialError{Op: "send", Err: err, ICMP: connErrQueue(c), Elapsed: time.Since(begin)}
+		return nil, 0, &dialError{Op: "send", Err: err, ICMP: connErrQueue(c), Elapsed: time.Since(begin)}
 	}
 	buf := make([]byte, maxDatagram)
 	for stray := 0; ; stray++ {
@@ -88,9 +88,9 @@ func exchangeUDP(ctx context.Context, c *net.UDPConn, req []byte, match func([]b
 				if stray > 0 {
 					return nil, 0, strayError(stray, time.Since(begin))
 				}
-				return nil, 0, &NoReplyError{Waited: time.Since(begin)}
+				return nil, 0, &noReplyError{Waited: time.Since(begin)}
 			}
-			return nil, 0, &DialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(begin)}
+			return nil, 0, &dialError{Op: "receive", Err: err, ICMP: icmp, Elapsed: time.Since(begin)}
 		}
 		if match(buf[:n]) {
 			return append([]byte(nil), buf[:n]...), time.Since(begin), nil
@@ -108,7 +108,7 @@ func strayError(n int, waited time.Duration) error {
 	if n == 1 {
 		what = "1 reply"
 	}
-	return &ProtocolError{Msg: fmt.Sprintf("%s from the target within %s, none matching the request "+
+	return &protocolError{Msg: fmt.Sprintf("%s from the target within %s, none matching the request "+
 		"(stale, foreign or spoofed datagrams, or a service that does not answer this request)", what, waited.Round(time.Millisecond))}
 }
 

@@ -71,7 +71,7 @@ func DefaultExpectStatus() [][2]int { return [][2]int{{200, 399}} }
 var embedded embed.FS
 
 // Config is one decoded configuration file. It is checked for structure
-// when parsed; Checks validates the rest and expands it.
+// when parsed; Expand validates the rest and expands it.
 type Config struct {
 	Source   string // file name used in errors, or DefaultSource
 	Defaults Defaults
@@ -130,9 +130,9 @@ type CheckSpec struct {
 	DNSServer string
 	TLS       TLSSpec
 
-	// Protocol is the protocol: key, the wire variant of kinds that have
+	// Transport is the protocol: key, the wire variant of kinds that have
 	// several (Check.Transport); "" means the kind's default.
-	Protocol   string
+	Transport  string
 	SourcePort string // "" when not set
 
 	// The udp kind's request: exactly one of Payload and Send (from send or

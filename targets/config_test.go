@@ -49,7 +49,7 @@ func build(yml string, opts Options) ([]*probe.Check, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cfg.Checks(opts)
+	return cfg.checks(opts)
 }
 
 func TestParseErrors(t *testing.T) {
@@ -260,8 +260,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []*probe.Check{
-		{Name: "a", Kind: "tls", Host: "h", Port: 443, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: 60 * time.Second, Timeout: 5 * time.Second},
-		{Name: "b", Kind: "tcp", Host: "h", Port: 22, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: 60 * time.Second, Timeout: 5 * time.Second},
+		{Name: "a", Kind: "tls", Host: "h", Port: 443, Network: "tcp", IPFamily: "both", Essential: true, Interval: 60 * time.Second, Timeout: 5 * time.Second},
+		{Name: "b", Kind: "tcp", Host: "h", Port: 22, Network: "tcp", IPFamily: "both", Essential: true, Interval: 60 * time.Second, Timeout: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(checks, want) {
 		t.Errorf("got  %+v\nwant %+v", deref(checks), deref(want))
@@ -435,9 +435,9 @@ func TestQuickstart(t *testing.T) {
 		t.Errorf("Build source %q", cfg2.Source)
 	}
 	want := []probe.Check{
-		{Name: "clover-api-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 5 * time.Second},
-		{Name: "clover-http", Kind: "tcp", Host: "www.clover.com", Port: 80, Protocol: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 5 * time.Second},
-		{Name: "public-https-reference", Kind: "tls", Host: "time.cloudflare.com", Port: 443, Protocol: "tcp", IPFamily: "both", Essential: false, Interval: time.Minute, Timeout: 5 * time.Second},
+		{Name: "clover-api-https", Kind: "tls", Host: "api.clover.com", Port: 443, Network: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 5 * time.Second},
+		{Name: "clover-http", Kind: "tcp", Host: "www.clover.com", Port: 80, Network: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 5 * time.Second},
+		{Name: "public-https-reference", Kind: "tls", Host: "time.cloudflare.com", Port: 443, Network: "tcp", IPFamily: "both", Essential: false, Interval: time.Minute, Timeout: 5 * time.Second},
 	}
 	if got := deref(checks); !reflect.DeepEqual(got, want) {
 		t.Errorf("quickstart:\n got %+v\nwant %+v", got, want)

@@ -480,7 +480,7 @@ func TestBuiltinProfilesExpandWithConditions(t *testing.T) {
 					}
 				}
 				cfg := &Config{Source: "test"}
-				checks, err := cfg.Checks(Options{Profiles: []string{p.Name}, Params: params})
+				checks, err := cfg.checks(Options{Profiles: []string{p.Name}, Params: params})
 				if err != nil {
 					t.Fatalf("params %v: %v", params, err)
 				}

@@ -308,7 +308,7 @@ func (d *decoder) check(n *yaml.Node, index int, inProfile bool) CheckSpec {
 		"ip_family":              func(v *yaml.Node) { c.IPFamily = d.ipFamily(v, where) },
 		"dns_server":             func(v *yaml.Node) { c.DNSServer = d.str(v, "dns_server", where) },
 		string(probe.OptionsTLS): func(v *yaml.Node) { c.TLS = d.tls(v, where, false) },
-		"protocol":               func(v *yaml.Node) { c.Protocol = d.str(v, "protocol", where) },
+		"protocol":               func(v *yaml.Node) { c.Transport = d.str(v, "protocol", where) },
 		"source_port": func(v *yaml.Node) {
 			if s, ok := d.portScalar(v, "source_port", where); ok {
 				c.SourcePort = s

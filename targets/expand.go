@@ -55,10 +55,10 @@ type Skipped struct {
 	Detail string
 }
 
-// Checks validates the config together with the command-line options and
+// checks validates the config together with the command-line options and
 // expands custom checks and enabled profiles into one check per port;
 // profile checks skipped for want of a param are left out (see Expand).
-func (c *Config) Checks(opts Options) ([]*probe.Check, error) {
+func (c *Config) checks(opts Options) ([]*probe.Check, error) {
 	p, err := c.Expand(opts)
 	if err != nil {
 		return nil, err
@@ -369,12 +369,12 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		return nil
 	}
 	// The protocol: key was checked against the kind when the file was parsed.
-	variant, network, defaultPort, _ := transport(kind, s.Protocol)
+	variant, network, defaultPort, _ := transport(kind, s.Transport)
 	ck := &probe.Check{
 		Profile:   sc.profile,
 		Name:      s.Name,
 		Kind:      kind.Name,
-		Protocol:  network,
+		Network:   network,
 		Transport: variant,
 		IPFamily:  firstSet(s.IPFamily, c.Defaults.IPFamily, DefaultIPFamily),
 	}

@@ -66,7 +66,7 @@ func TestTargetsNamesNoKind(t *testing.T) {
 // validated and expanded as its spec says. (Its prober would be one file in
 // probe/, and its spec one line of probe's kind table.)
 func TestNewKindNeedsNothingHere(t *testing.T) {
-	gopher := probe.KindSpec{Name: "gopher", Protocol: probe.NetworkTCP, DefaultPort: 70,
+	gopher := probe.KindSpec{Name: "gopher", Network: probe.NetworkTCP, DefaultPort: 70,
 		Options: []probe.OptionSet{probe.OptionsTLS, probe.OptionsLogin}, PasswordOptional: true}
 	lookup := func(name string) (probe.KindSpec, error) {
 		if name == gopher.Name {
@@ -89,12 +89,12 @@ func TestNewKindNeedsNothingHere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checks, err := cfg.Checks(Options{})
+	checks, err := cfg.checks(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := checks[0]
-	if c.Kind != "gopher" || c.Port != 70 || c.Protocol != probe.NetworkTCP || c.TLS.ServerName != "s.example" ||
+	if c.Kind != "gopher" || c.Port != 70 || c.Network != probe.NetworkTCP || c.TLS.ServerName != "s.example" ||
 		c.Credentials.User != "anon" || c.Proxy != "http://proxy.example:3128" || c.Interval != DefaultInterval {
 		t.Errorf("expanded as %+v", *c)
 	}

@@ -33,16 +33,16 @@ func udpRequestKeys() []string {
 }
 
 // transport resolves a check's protocol: against its kind. variant becomes
-// Check.Transport ("" for single-transport kinds), label Check.Protocol and
+// Check.Transport ("" for single-transport kinds), network Check.Network and
 // port is the kind's default port for that variant (0: none). msg, when not
 // "", completes "protocol in <check>: " and the other results hold the
 // kind's defaults.
-func transport(k probe.KindSpec, protocol string) (variant, label string, port int, msg string) {
+func transport(k probe.KindSpec, protocol string) (variant, network string, port int, msg string) {
 	if len(k.Transports) == 0 {
-		if protocol != "" && protocol != k.Protocol {
-			msg = fmt.Sprintf("kind %s speaks only %s, got %q", k.Name, k.Protocol, protocol)
+		if protocol != "" && protocol != k.Network {
+			msg = fmt.Sprintf("kind %s speaks only %s, got %q", k.Name, k.Network, protocol)
 		}
-		return "", k.Protocol, k.DefaultPort, msg
+		return "", k.Network, k.DefaultPort, msg
 	}
 	variant = k.Transports[0]
 	switch {
@@ -56,7 +56,7 @@ func transport(k probe.KindSpec, protocol string) (variant, label string, port i
 	if p, ok := k.TransportPorts[variant]; ok {
 		port = p
 	}
-	return variant, probe.ProtocolOf(variant), port, msg
+	return variant, probe.NetworkOf(variant), port, msg
 }
 
 // protocolHint follows a refused protocol: with what the user most likely
@@ -68,7 +68,7 @@ func protocolHint(k probe.KindSpec, protocol string, kinds map[string]probe.Kind
 	if len(k.Transports) > 0 {
 		return ""
 	}
-	if _, ok := kinds[protocol]; ok && k.Name == k.Protocol && protocol != k.Name {
+	if _, ok := kinds[protocol]; ok && k.Name == k.Network && protocol != k.Name {
 		return fmt.Sprintf("; for %s use kind: %s", strings.ToUpper(protocol), protocol)
 	}
 	var multi []string
@@ -120,9 +120,9 @@ func sectionHint(k probe.KindSpec, key string) string {
 
 // kindKeys checks the keys that depend on the kind, once it is known.
 func (d *decoder) kindKeys(c *CheckSpec, k probe.KindSpec, where string) {
-	variant, _, _, msg := transport(k, c.Protocol)
+	variant, _, _, msg := transport(k, c.Transport)
 	if msg != "" {
-		d.errorf(c.lines["protocol"], "protocol in %s: %s%s", where, msg, protocolHint(k, c.Protocol, probe.Kinds()))
+		d.errorf(c.lines["protocol"], "protocol in %s: %s%s", where, msg, protocolHint(k, c.Transport, probe.Kinds()))
 	} else if ln := c.lines["source_port"]; ln > 0 && !k.BindsSourcePort(variant) {
 		d.errorf(ln, "source_port in %s: %s", where, k.SourcePortRefusal(variant))
 	}

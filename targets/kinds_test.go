@@ -200,7 +200,7 @@ func TestKindKeyChecksErrors(t *testing.T) {
 
 func TestKindKeyChecks(t *testing.T) {
 	base := func(kind string, port int, proto string) probe.Check {
-		return probe.Check{Name: "a", Kind: kind, Host: "h", Port: port, Protocol: proto, IPFamily: "both",
+		return probe.Check{Name: "a", Kind: kind, Host: "h", Port: port, Network: proto, IPFamily: "both",
 			Essential: true, Interval: time.Minute, Timeout: 5 * time.Second}
 	}
 	with := func(c probe.Check, f func(*probe.Check)) probe.Check { f(&c); return c }
@@ -282,7 +282,7 @@ func TestUDPPortRange(t *testing.T) {
 		t.Fatalf("checks %+v", deref(checks))
 	}
 	for _, c := range checks {
-		if string(c.UDP.Send) != "\xff" || c.Protocol != "udp" {
+		if string(c.UDP.Send) != "\xff" || c.Network != "udp" {
 			t.Errorf("check %+v", *c)
 		}
 	}
@@ -312,8 +312,8 @@ func TestListenAndBroadcastKeys(t *testing.T) {
 	}
 	want := [][2]string{{"tcp", "tcp"}, {"udp", "udp"}, {"tcp", "tcp"}, {"", "udp"}}
 	for i, c := range checks {
-		if c.Transport != want[i][0] || c.Protocol != want[i][1] || c.SourcePort != 0 {
-			t.Errorf("%s: Transport %q, Protocol %q, SourcePort %d; want %q, %q, 0", c.Name, c.Transport, c.Protocol, c.SourcePort, want[i][0], want[i][1])
+		if c.Transport != want[i][0] || c.Network != want[i][1] || c.SourcePort != 0 {
+			t.Errorf("%s: Transport %q, Protocol %q, SourcePort %d; want %q, %q, 0", c.Name, c.Transport, c.Network, c.SourcePort, want[i][0], want[i][1])
 		}
 	}
 
@@ -356,7 +356,7 @@ func TestSIPKeys(t *testing.T) {
 		{"udp", "udp", sip.DefaultPort, 5070},
 	}
 	for i, c := range checks {
-		if got := (tp{c.Transport, c.Protocol, c.Port, c.SourcePort}); got != want[i] {
+		if got := (tp{c.Transport, c.Network, c.Port, c.SourcePort}); got != want[i] {
 			t.Errorf("%s: %+v, want %+v", c.Name, got, want[i])
 		}
 		if c.Interval != max(DefaultInterval, sip.MinInterval) {
@@ -383,11 +383,11 @@ func TestSIPKeys(t *testing.T) {
 // The transport rules, on kinds shaped like sip and listen whether or not
 // those are registered yet.
 func TestTransport(t *testing.T) {
-	sip := probe.KindSpec{Name: "sip", Protocol: "udp", DefaultPort: 5060,
+	sip := probe.KindSpec{Name: "sip", Network: "udp", DefaultPort: 5060,
 		Transports: []string{"udp", "tcp", "tls"}, TransportPorts: map[string]int{"tls": 5061}}
-	listen := probe.KindSpec{Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}}
-	ntp := probe.KindSpec{Name: "ntp", Protocol: "udp", DefaultPort: 123}
-	tcp := probe.KindSpec{Name: "tcp", Protocol: "tcp"}
+	listen := probe.KindSpec{Name: "listen", Network: "tcp", Transports: []string{"tcp", "udp"}}
+	ntp := probe.KindSpec{Name: "ntp", Network: "udp", DefaultPort: 123}
+	tcp := probe.KindSpec{Name: "tcp", Network: "tcp"}
 	tests := []struct {
 		kind                probe.KindSpec
 		protocol            string
@@ -420,12 +420,12 @@ func TestTransport(t *testing.T) {
 
 func TestProtocolHint(t *testing.T) {
 	kinds := map[string]probe.KindSpec{
-		"tcp":    {Name: "tcp", Protocol: "tcp"},
-		"tls":    {Name: "tls", Protocol: "tcp"},
-		"udp":    {Name: "udp", Protocol: "udp"},
-		"ntp":    {Name: "ntp", Protocol: "udp"},
-		"sip":    {Name: "sip", Protocol: "udp", Transports: []string{"udp", "tcp", "tls"}},
-		"listen": {Name: "listen", Protocol: "tcp", Transports: []string{"tcp", "udp"}},
+		"tcp":    {Name: "tcp", Network: "tcp"},
+		"tls":    {Name: "tls", Network: "tcp"},
+		"udp":    {Name: "udp", Network: "udp"},
+		"ntp":    {Name: "ntp", Network: "udp"},
+		"sip":    {Name: "sip", Network: "udp", Transports: []string{"udp", "tcp", "tls"}},
+		"listen": {Name: "listen", Network: "tcp", Transports: []string{"tcp", "udp"}},
 	}
 	tests := []struct {
 		kind, protocol, want string
@@ -548,7 +548,7 @@ func TestProfileKindKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	common := probe.Check{Profile: "voip", Kind: "udp", Host: "sbc.test", Protocol: "udp", IPFamily: "both",
+	common := probe.Check{Profile: "voip", Kind: "udp", Host: "sbc.test", Network: "udp", IPFamily: "both",
 		Essential: true, Interval: time.Minute, Timeout: 5 * time.Second, Meta: testMeta}
 	stun, dns, clock := common, common, common
 	stun.Name, stun.Port, stun.SourcePort = "sbc-stun", 3478, 5060
@@ -636,7 +636,7 @@ func TestQuickstartCommentedExamples(t *testing.T) {
 		}
 	}
 	cfg.Custom = custom
-	checks, err := cfg.Checks(Options{})
+	checks, err := cfg.checks(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -644,7 +644,7 @@ func TestQuickstartCommentedExamples(t *testing.T) {
 	for _, c := range checks {
 		byName[c.Name] = c
 	}
-	if c := byName["vendor-stun"]; c == nil || c.UDP.Payload != "stun" || c.Protocol != "udp" {
+	if c := byName["vendor-stun"]; c == nil || c.UDP.Payload != "stun" || c.Network != "udp" {
 		t.Errorf("vendor-stun: %+v", c)
 	}
 	if c := byName["vendor-portal"]; c == nil || c.Proxy != "http://proxy.example.com:3128" ||

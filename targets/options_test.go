@@ -264,7 +264,7 @@ func TestOptionChecks(t *testing.T) {
 	cfgPath := filepath.Join(dir, "config.yml")
 
 	base := func(kind string, port int) probe.Check {
-		c := probe.Check{Name: "a", Kind: kind, Host: "h", Port: port, Protocol: "tcp", IPFamily: "both",
+		c := probe.Check{Name: "a", Kind: kind, Host: "h", Port: port, Network: "tcp", IPFamily: "both",
 			Essential: true, Interval: time.Minute, Timeout: 5 * time.Second}
 		if kind == "http" || kind == "https" {
 			c.HTTP = probe.HTTPOptions{Method: "GET", Path: "/", ExpectStatus: [][2]int{{200, 399}}, MaxRedirects: 5}
@@ -292,9 +292,9 @@ func TestOptionChecks(t *testing.T) {
 		{"direct at the top level", "proxy: direct\n" + one("http", ""),
 			with(base("http", 80), func(c *probe.Check) { c.Proxy = "direct" })},
 		{"no proxy for udp from the top level", "proxy: http://p:3128\n" + one("udp", "    port: 7\n    payload: echo\n"),
-			with(base("udp", 7), func(c *probe.Check) { c.Protocol = "udp"; c.UDP.Payload = "echo" })},
+			with(base("udp", 7), func(c *probe.Check) { c.Network = "udp"; c.UDP.Payload = "echo" })},
 		{"no proxy for sip over udp from the top level", "proxy: http://p:3128\n" + one("sip", ""),
-			with(base("sip", 5060), func(c *probe.Check) { c.Protocol, c.Transport, c.Interval = "udp", "udp", 5*time.Minute })},
+			with(base("sip", 5060), func(c *probe.Check) { c.Network, c.Transport, c.Interval = "udp", "udp", 5*time.Minute })},
 		{"proxy for sip over tls", one("sip", "    protocol: tls\n    proxy: http://p:3128\n"),
 			with(base("sip", 5061), func(c *probe.Check) { c.Transport, c.Interval, c.Proxy = "tls", 5*time.Minute, "http://p:3128" })},
 		{"no proxy for listen from the top level", "proxy: http://p:3128\n" + one("listen", "    port: 8080\n"),
@@ -355,17 +355,17 @@ func TestOptionChecks(t *testing.T) {
 
 		// broadcast: mode auto unless set.
 		{"broadcast default mode", one("broadcast", "    port: 15000\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "auto" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "auto" })},
 		{"broadcast: alone", one("broadcast", "    port: 15000\n    broadcast:\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "auto" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "auto" })},
 		{"broadcast mode auto", one("broadcast", "    port: 15000\n    broadcast: {mode: auto}\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "auto" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "auto" })},
 		{"broadcast mode bind", one("broadcast", "    port: 19813\n    broadcast: {mode: bind}\n"),
-			with(base("broadcast", 19813), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "bind" })},
+			with(base("broadcast", 19813), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "bind" })},
 		{"broadcast mode packet", one("broadcast", "    port: 15000\n    broadcast:\n      mode: packet\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Protocol, c.Broadcast.Mode = "udp", "packet" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "packet" })},
 		{"no broadcast mode on other kinds", one("udp", "    port: 7\n    payload: echo\n"),
-			with(base("udp", 7), func(c *probe.Check) { c.Protocol, c.UDP.Payload = "udp", "echo" })},
+			with(base("udp", 7), func(c *probe.Check) { c.Network, c.UDP.Payload = "udp", "echo" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

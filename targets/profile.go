@@ -286,7 +286,7 @@ func (c *CheckSpec) PortText() string {
 		return strings.Join(c.Ports, ",")
 	}
 	if k, err := probe.LookupKind(c.Kind); err == nil {
-		if _, _, port, _ := transport(k, c.Protocol); port != 0 {
+		if _, _, port, _ := transport(k, c.Transport); port != 0 {
 			return strconv.Itoa(port)
 		}
 	}
@@ -298,9 +298,9 @@ func (c *CheckSpec) PortText() string {
 func (c *CheckSpec) TransportText() string {
 	k, err := probe.LookupKind(c.Kind)
 	if err != nil {
-		return c.Protocol
+		return c.Transport
 	}
-	variant, label, _, _ := transport(k, c.Protocol)
+	variant, label, _, _ := transport(k, c.Transport)
 	return firstSet(variant, label)
 }
 

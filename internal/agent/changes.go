@@ -24,7 +24,7 @@ func logChanges(logger *slog.Logger, c *probe.Check, prev results.Entry, rs []pr
 			continue
 		}
 		attrs := []any{"check", c.Name, "profile", c.Profile, "kind", c.Kind, "host", c.Host, "port", c.Port,
-			"protocol", c.Protocol, "family", r.IPFamily, "address", r.Address, "essential", c.Essential,
+			"protocol", c.Network, "family", r.IPFamily, "address", r.Address, "essential", c.Essential,
 			"reason", r.Reason}
 		switch {
 		case r.Up && !had:

@@ -66,7 +66,7 @@ func runAgent(t *testing.T, opts Options) *Agent {
 func TestLogChangesOncePerChange(t *testing.T) {
 	var logs logBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c := &probe.Check{Profile: "clover", Name: "ntp", Kind: "ntp", Host: "pool.example", Port: 123, Protocol: "udp", Essential: true}
+	c := &probe.Check{Profile: "clover", Name: "ntp", Kind: "ntp", Host: "pool.example", Port: 123, Network: "udp", Essential: true}
 	ok4 := probe.Result{Check: c, IPFamily: probe.FamilyIPv4, Address: "192.0.2.1", Up: true, Reason: probe.ReasonOK}
 	ok6 := probe.Result{Check: c, IPFamily: probe.FamilyIPv6, Address: "2001:db8::1", Up: true, Reason: probe.ReasonOK}
 	noReply4 := probe.Result{Check: c, IPFamily: probe.FamilyIPv4, Address: "192.0.2.1", Reason: probe.ReasonNoReply,

@@ -11,7 +11,7 @@ import (
 
 func sipCheck(transport string) *probe.Check {
 	return &probe.Check{Profile: "voip", Name: "trunk", Kind: "sip", Host: "sip.example", Port: 5060,
-		Protocol: probe.ProtocolOf(transport), Transport: transport, IPFamily: probe.FamilyIPv4,
+		Network: probe.NetworkOf(transport), Transport: transport, IPFamily: probe.FamilyIPv4,
 		Essential: true, Interval: time.Minute}
 }
 

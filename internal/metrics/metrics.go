@@ -789,7 +789,7 @@ func portStatus(rs []probe.Result) (status string, up bool) {
 }
 
 func rangeLabelValues(c *probe.Check) []string {
-	return []string{c.Profile, c.Name, c.Kind, c.Host, c.Range, c.Protocol}
+	return []string{c.Profile, c.Name, c.Kind, c.Host, c.Range, c.Network}
 }
 
 // reasonOf is the result's reason; a prober that left it empty is a bug,
@@ -805,7 +805,7 @@ func reasonOf(r probe.Result) probe.Reason {
 }
 
 func checkLabelValues(c *probe.Check) []string {
-	return []string{c.Profile, c.Name, c.Kind, c.Host, strconv.Itoa(c.Port), c.Protocol}
+	return []string{c.Profile, c.Name, c.Kind, c.Host, strconv.Itoa(c.Port), c.Network}
 }
 
 // resultFamily is the ip_family label of r.

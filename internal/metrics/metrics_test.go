@@ -27,11 +27,11 @@ func newTestMetrics(t *testing.T, overruns func(string) uint64, opts ...Option) 
 
 func tlsCheck() *probe.Check {
 	return &probe.Check{Profile: "m365", Name: "outlook", Kind: "tls", Host: "outlook.example", Port: 443,
-		Protocol: "tcp", IPFamily: probe.FamilyBoth, Essential: true, Interval: time.Minute}
+		Network: "tcp", IPFamily: probe.FamilyBoth, Essential: true, Interval: time.Minute}
 }
 
 func tcpCheck() *probe.Check {
-	return &probe.Check{Name: "db", Kind: "tcp", Host: "db.example", Port: 5432, Protocol: "tcp", Interval: time.Minute}
+	return &probe.Check{Name: "db", Kind: "tcp", Host: "db.example", Port: 5432, Network: "tcp", Interval: time.Minute}
 }
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

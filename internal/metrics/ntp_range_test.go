@@ -14,7 +14,7 @@ import (
 )
 
 func ntpCheck() *probe.Check {
-	return &probe.Check{Name: "time", Kind: "ntp", Host: "ntp.example", Port: 123, Protocol: "udp",
+	return &probe.Check{Name: "time", Kind: "ntp", Host: "ntp.example", Port: 123, Network: "udp",
 		IPFamily: probe.FamilyBoth, Interval: 64 * time.Second}
 }
 
@@ -111,7 +111,7 @@ func rangeGroup100() []*probe.Check {
 	var out []*probe.Check
 	for i := range 100 {
 		out = append(out, &probe.Check{Profile: "teams", Name: "media", Kind: "udp", Host: "media.example",
-			Port: 3478 + i, Protocol: "udp", Essential: true, Interval: time.Minute, Range: "3478-3577"})
+			Port: 3478 + i, Network: "udp", Essential: true, Interval: time.Minute, Range: "3478-3577"})
 	}
 	return out
 }
@@ -248,7 +248,7 @@ func TestRangeUpCountsOnlyProbedPorts(t *testing.T) {
 
 	// Two ranges of one check are separate groups.
 	other := &probe.Check{Profile: "teams", Name: "media", Kind: "udp", Host: "media.example", Port: 50000,
-		Protocol: "udp", Range: "50000-50019"}
+		Network: "udp", Range: "50000-50019"}
 	store.SetChecks(append(checks, other))
 	if n := seriesCount(t, reg, "connprobe_range_coverage_ratio"); n != 2 {
 		t.Errorf("%d coverage series for two ranges", n)

@@ -139,7 +139,7 @@ func TestLatencyIsNativeHistogram(t *testing.T) {
 func TestThrottledOnlyForThrottlingKinds(t *testing.T) {
 	reg, store, m := newTestMetrics(t, nil, WithThrottled(func(string) (int, bool) { return 2, false }))
 	tcp := tcpCheck()
-	ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Protocol: "udp", Interval: time.Minute}
+	ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Network: "udp", Interval: time.Minute}
 	store.SetChecks([]*probe.Check{tcp, ntp})
 	for _, c := range []*probe.Check{tcp, ntp} {
 		rs := okTCPResult(c)
@@ -160,9 +160,9 @@ func TestGathererMatchesCollect(t *testing.T) {
 		reg, store, m := newTestMetrics(t, func(string) uint64 { return 3 }, append(opts,
 			WithThrottled(func(string) (int, bool) { return 2, false }))...)
 		tcp, tls := tcpCheck(), tlsCheck()
-		ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Protocol: "udp", Interval: time.Minute}
-		down := &probe.Check{Name: "down", Kind: "tcp", Host: "192.0.2.7", Port: 22, Protocol: "tcp", Essential: true}
-		rng := &probe.Check{Name: "rtp", Kind: "udp", Host: "192.0.2.8", Port: 10000, Protocol: "udp", Range: "10000-10001"}
+		ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Network: "udp", Interval: time.Minute}
+		down := &probe.Check{Name: "down", Kind: "tcp", Host: "192.0.2.7", Port: 22, Network: "tcp", Essential: true}
+		rng := &probe.Check{Name: "rtp", Kind: "udp", Host: "192.0.2.8", Port: 10000, Network: "udp", Range: "10000-10001"}
 		store.SetChecks([]*probe.Check{tcp, tls, ntp, down, rng})
 		put := func(c *probe.Check, rs []probe.Result) { store.Put(c, rs); m.Record(c, rs) }
 		put(tcp, okTCPResult(tcp))

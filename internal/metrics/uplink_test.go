@@ -23,9 +23,9 @@ func TestUplinkMetrics(t *testing.T) {
 	if _, err := New(reg, store, nil, buildinfo.Info{}, WithUplink(src.Verdict)); err != nil {
 		t.Fatal(err)
 	}
-	a := &probe.Check{Name: "a", Kind: "tls", Host: "a.example", Port: 443, Protocol: "tcp"}
-	b := &probe.Check{Name: "b", Kind: "tcp", Host: "b.example", Port: 22, Protocol: "tcp"}
-	local := &probe.Check{Name: "web", Kind: "listen", Host: "0.0.0.0", Port: 8080, Protocol: "tcp"}
+	a := &probe.Check{Name: "a", Kind: "tls", Host: "a.example", Port: 443, Network: "tcp"}
+	b := &probe.Check{Name: "b", Kind: "tcp", Host: "b.example", Port: 22, Network: "tcp"}
+	local := &probe.Check{Name: "web", Kind: "listen", Host: "0.0.0.0", Port: 8080, Network: "tcp"}
 
 	// Only a local check configured and run: no outbound check, no series.
 	store.SetChecks([]*probe.Check{local})

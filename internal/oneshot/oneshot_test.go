@@ -35,8 +35,8 @@ func TestRunReportsEveryCheckAgainstRealSockets(t *testing.T) {
 	closed := freePort(t)
 
 	checks := []*probe.Check{
-		{Name: "open", Kind: "tcp", Host: "127.0.0.1", Port: open, Protocol: "tcp", Essential: true, Timeout: 2 * time.Second},
-		{Name: "closed-optional", Kind: "tcp", Host: "127.0.0.1", Port: closed, Protocol: "tcp", Essential: false, Timeout: 2 * time.Second},
+		{Name: "open", Kind: "tcp", Host: "127.0.0.1", Port: open, Network: "tcp", Essential: true, Timeout: 2 * time.Second},
+		{Name: "closed-optional", Kind: "tcp", Host: "127.0.0.1", Port: closed, Network: "tcp", Essential: false, Timeout: 2 * time.Second},
 	}
 	results := Run(context.Background(), checks, Options{}).Results
 	if len(results) != 2 {
@@ -162,18 +162,18 @@ func TestRunPacesUDPToOneHostASecondApart(t *testing.T) {
 	run := func(_ context.Context, c *probe.Check) []probe.Result {
 		started := time.Now()
 		mu.Lock()
-		starts[c.Protocol+" "+c.Host] = append(starts[c.Protocol+" "+c.Host], started)
+		starts[c.Network+" "+c.Host] = append(starts[c.Network+" "+c.Host], started)
 		mu.Unlock()
 		return []probe.Result{{Check: c, Reason: probe.ReasonRefused}}
 	}
 	var checks []*probe.Check
 	for port := 3478; port < 3481; port++ {
-		checks = append(checks, &probe.Check{Name: "media", Kind: "udp", Host: "h1", Port: port, Protocol: "udp", Range: "3478-3480"})
+		checks = append(checks, &probe.Check{Name: "media", Kind: "udp", Host: "h1", Port: port, Network: "udp", Range: "3478-3480"})
 	}
 	checks = append(checks,
-		&probe.Check{Name: "web", Kind: "tcp", Host: "h1", Port: 443, Protocol: "tcp"},
-		&probe.Check{Name: "web2", Kind: "tcp", Host: "h1", Port: 444, Protocol: "tcp"},
-		&probe.Check{Name: "other", Kind: "udp", Host: "h2", Port: 3478, Protocol: "udp"})
+		&probe.Check{Name: "web", Kind: "tcp", Host: "h1", Port: 443, Network: "tcp"},
+		&probe.Check{Name: "web2", Kind: "tcp", Host: "h1", Port: 444, Network: "tcp"},
+		&probe.Check{Name: "other", Kind: "udp", Host: "h2", Port: 3478, Network: "udp"})
 	began := time.Now()
 	results := Run(context.Background(), checks, Options{Run: run}).Results // default spacings
 	took := time.Since(began)

@@ -13,8 +13,8 @@ import (
 // its table detail with where it stopped, even when the detail is long; an
 // untraced one has neither.
 func TestPathInJSONAndTable(t *testing.T) {
-	c := &probe.Check{Name: "emv", Kind: "tcp", Host: "203.0.113.5", Port: 443, Protocol: "tcp", Essential: true}
-	c2 := &probe.Check{Name: "web", Kind: "tcp", Host: "203.0.113.6", Port: 80, Protocol: "tcp"}
+	c := &probe.Check{Name: "emv", Kind: "tcp", Host: "203.0.113.5", Port: 443, Network: "tcp", Essential: true}
+	c2 := &probe.Check{Name: "web", Kind: "tcp", Host: "203.0.113.6", Port: 80, Network: "tcp"}
 	path := &probe.Path{Location: probe.PathUpstream, Hop: 2, Address: "198.51.100.9", Probes: 8, DurationSeconds: 5.4,
 		Hops: []probe.PathHop{{Hop: 1, Address: "192.168.1.1", RTTSeconds: 0.0004, ICMP: "ICMP time exceeded"},
 			{Hop: 2, Address: "198.51.100.9", RTTSeconds: 0.011, ICMP: "ICMP time exceeded"}, {Hop: 3}}}

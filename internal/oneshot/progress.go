@@ -124,7 +124,7 @@ func (p *Progress) draw() {
 		if c.Profile != "" {
 			name = c.Profile + "/" + name
 		}
-		line += " running " + name + " " + c.Host + ":" + strconv.Itoa(c.Port) + "/" + c.Protocol
+		line += " running " + name + " " + c.Host + ":" + strconv.Itoa(c.Port) + "/" + c.Network
 		if n := len(p.running) - 1; n > 0 {
 			line += fmt.Sprintf(" (+%d more)", n)
 		}

@@ -60,8 +60,8 @@ func checksOf(results []probe.Result) []*probe.Check {
 }
 
 func TestTableRowsFamilyAndSummary(t *testing.T) {
-	c1 := &probe.Check{Name: "https", Kind: "tls", Host: "a.example", Port: 443, Protocol: "tcp", Essential: true}
-	c2 := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp", Essential: false}
+	c1 := &probe.Check{Name: "https", Kind: "tls", Host: "a.example", Port: 443, Network: "tcp", Essential: true}
+	c2 := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Network: "tcp", Essential: false}
 	results := []probe.Result{
 		{Check: c1, Address: "192.0.2.1", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonTimeout, Phase: probe.PhaseConnect,
 			Detail: "no answer\nsecond line", Duration: 5 * time.Second},
@@ -95,7 +95,7 @@ func rangeOutcome() ([]*probe.Check, Outcome) {
 	var checks []*probe.Check
 	var out Outcome
 	for port := 23100; port < 23110; port++ {
-		c := &probe.Check{Profile: "kaspersky", Name: "nagent", Kind: "udp", Host: "ksc.lan", Port: port, Protocol: "udp",
+		c := &probe.Check{Profile: "kaspersky", Name: "nagent", Kind: "udp", Host: "ksc.lan", Port: port, Network: "udp",
 			Range: "23100-23109", Essential: true}
 		checks = append(checks, c)
 		r := probe.Result{Check: c, Address: "192.0.2.7", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRefused,
@@ -167,8 +167,8 @@ var skippedEMV = targets.Skipped{Profile: "clover", Check: "emv-udp", Level: "es
 // Exit codes: 0 only when every essential check ran and passed; 1 wins over
 // 130 (interrupted), 130 over 3 (an essential check skipped).
 func TestExitCodesAndReadiness(t *testing.T) {
-	ess := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true}
-	opt := &probe.Check{Profile: "clover", Name: "web", Kind: "tcp", Host: "h", Port: 80, Protocol: "tcp"}
+	ess := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Network: "tcp", Essential: true}
+	opt := &probe.Check{Profile: "clover", Name: "web", Kind: "tcp", Host: "h", Port: 80, Network: "tcp"}
 	ok := func(c *probe.Check) probe.Result { return probe.Result{Check: c, Up: true, Reason: probe.ReasonOK} }
 	bad := func(c *probe.Check) probe.Result { return probe.Result{Check: c, Reason: probe.ReasonRefused} }
 	notRun := func(c *probe.Check) Outcome {
@@ -213,7 +213,7 @@ func TestExitCodesAndReadiness(t *testing.T) {
 // Skipped profile checks follow the profile lines, and make the profile
 // incomplete.
 func TestTableSkipped(t *testing.T) {
-	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true}
+	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Network: "tcp", Essential: true}
 	results := []probe.Result{{Check: c, Address: "192.0.2.1", Up: true, Reason: probe.ReasonOK}}
 	out := render(t, []*probe.Check{c}, Outcome{Results: results}, []targets.Skipped{skippedEMV}, TableOptions{})
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -230,9 +230,9 @@ func TestTableSkipped(t *testing.T) {
 }
 
 func TestJSONSummarySkippedAndMeta(t *testing.T) {
-	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true,
+	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Network: "tcp", Essential: true,
 		Meta: probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "HTTPS to the cloud", Source: `doc.txt, table clover, row "443/TCP"`}}
-	custom := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp", Essential: true}
+	custom := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Network: "tcp", Essential: true}
 	results := []probe.Result{{Check: c, Up: true, Reason: probe.ReasonOK}, {Check: custom, Reason: probe.ReasonNoReply}}
 	var buf bytes.Buffer
 	if err := NewReport(Outcome{Results: results}, []targets.Skipped{skippedEMV}).WriteJSON(&buf); err != nil {
@@ -301,7 +301,7 @@ func stripANSI(s string) string {
 
 func TestTableFitsTerminalWidth(t *testing.T) {
 	c := &probe.Check{Profile: "a-rather-long-profile", Name: "a-long-check-name", Kind: "https", Host: "portal.vendor.example.com",
-		Port: 443, Protocol: "tcp", Essential: true}
+		Port: 443, Network: "tcp", Essential: true}
 	results := []probe.Result{{Check: c, Address: "192.0.2.1", IPFamily: probe.FamilyIPv4, Reason: probe.ReasonTLSUntrusted,
 		Phase: probe.PhaseTLS, Detail: strings.Repeat("certificate signed by an unknown authority ", 5), Duration: time.Second}}
 	for _, width := range []int{60, 80, 120, 200} {
@@ -329,8 +329,8 @@ func TestTableFitsTerminalWidth(t *testing.T) {
 // when its last port does; the checks that never ran print at Close.
 func TestStreamPrintsRowsAsChecksFinish(t *testing.T) {
 	checks, out := rangeOutcome()
-	single := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Protocol: "tcp", Essential: true}
-	other := &probe.Check{Name: "late", Kind: "tcp", Host: "c.example", Port: 80, Protocol: "tcp", Essential: false}
+	single := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Network: "tcp", Essential: true}
+	other := &probe.Check{Name: "late", Kind: "tcp", Host: "c.example", Port: 80, Network: "tcp", Essential: false}
 	all := append(append([]*probe.Check{single}, checks...), other)
 	var buf bytes.Buffer
 	tb := NewTable(&buf, all, TableOptions{Stream: true, Color: true})
@@ -380,9 +380,9 @@ func TestStreamPrintsRowsAsChecksFinish(t *testing.T) {
 
 // The profile line says where a traced failure stopped.
 func TestProfileLineNamesWhereItStopped(t *testing.T) {
-	api := &probe.Check{Profile: "clover", Name: "api", Kind: "tls", Host: "api.clover.com", Port: 443, Protocol: "tcp", Essential: true}
-	ntp := &probe.Check{Profile: "clover", Name: "ntp", Kind: "ntp", Host: "pool.ntp.org", Port: 123, Protocol: "udp", Essential: true}
-	fw := &probe.Check{Profile: "clover", Name: "fw", Kind: "tcp", Host: "h", Port: 8443, Protocol: "tcp", Essential: true}
+	api := &probe.Check{Profile: "clover", Name: "api", Kind: "tls", Host: "api.clover.com", Port: 443, Network: "tcp", Essential: true}
+	ntp := &probe.Check{Profile: "clover", Name: "ntp", Kind: "ntp", Host: "pool.ntp.org", Port: 123, Network: "udp", Essential: true}
+	fw := &probe.Check{Profile: "clover", Name: "fw", Kind: "tcp", Host: "h", Port: 8443, Network: "tcp", Essential: true}
 	results := []probe.Result{
 		{Check: api, Reason: probe.ReasonRejected, Path: &probe.Path{Location: probe.PathGateway, Hop: 1, Address: "192.168.1.1", Rejected: true}},
 		{Check: ntp, Reason: probe.ReasonNoReply, Path: &probe.Path{Location: probe.PathUpstream, Hop: 2, Address: "198.51.100.9"}},
@@ -404,7 +404,7 @@ func TestFoldedRangeNamesACommonPlace(t *testing.T) {
 	var checks []*probe.Check
 	var out Outcome
 	for port := 10000; port < 10004; port++ {
-		c := &probe.Check{Profile: "clover", Name: "emv-udp", Kind: "udp", Host: "emv.example", Port: port, Protocol: "udp",
+		c := &probe.Check{Profile: "clover", Name: "emv-udp", Kind: "udp", Host: "emv.example", Port: port, Network: "udp",
 			Range: "10000-10003", Essential: true}
 		checks = append(checks, c)
 		out.Results = append(out.Results, probe.Result{Check: c, Address: "192.0.2.10", IPFamily: probe.FamilyIPv4,

@@ -164,7 +164,7 @@ func (r *Report) describeFailure(cs *checkSummary) string {
 			reasons = append(reasons, string(res.Reason))
 		}
 	}
-	s := fmt.Sprintf("%s %s/%s %s", cs.name, ports, c.Protocol, strings.Join(reasons, ","))
+	s := fmt.Sprintf("%s %s/%s %s", cs.name, ports, c.Network, strings.Join(reasons, ","))
 	if b := commonBrief(briefs); b != "" {
 		s += " " + b
 	}

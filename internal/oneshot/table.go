@@ -278,7 +278,7 @@ func rowsOf(members []*probe.Check, resultsOf func(*probe.Check) []probe.Result,
 	for _, f := range folds {
 		r := resultRow(f.first, f.notRun)
 		c := f.first.Check
-		r.cells[colTarget] = c.Host + ":" + c.Range + "/" + c.Protocol
+		r.cells[colTarget] = c.Host + ":" + c.Range + "/" + c.Network
 		if len(f.ports) > 1 {
 			slices.Sort(f.latency)
 			r.cells[colLatency] = latencySeconds(f.latency[len(f.latency)/2]) // the median
@@ -307,7 +307,7 @@ func resultRow(res probe.Result, notRun bool) row {
 	r.cells[colVerdict] = verdict
 	if c := res.Check; c != nil {
 		r.cells[colProfile], r.cells[colCheck], r.cells[colKind] = dash(c.Profile), c.Name, c.Kind
-		r.cells[colTarget] = c.Host + ":" + strconv.Itoa(c.Port) + "/" + c.Protocol
+		r.cells[colTarget] = c.Host + ":" + strconv.Itoa(c.Port) + "/" + c.Network
 	}
 	r.cells[colAddress] = dash(res.Address)
 	r.cells[colFamily] = dash(res.IPFamily)
@@ -382,7 +382,7 @@ func streamLayout(units []*unit, opts TableOptions) *layout {
 			if len(u.members) > 1 {
 				port = c.Range
 			}
-			grow(colTarget, c.Host+":"+port+"/"+c.Protocol)
+			grow(colTarget, c.Host+":"+port+"/"+c.Network)
 		}
 	}
 	l.fit(opts)

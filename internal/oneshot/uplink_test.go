@@ -59,7 +59,7 @@ func TestUplinkLine(t *testing.T) {
 
 	// In the table: above the header when piped, below the rows when
 	// streamed to a terminal.
-	c := &probe.Check{Name: "web", Kind: "tcp", Host: "a.example", Port: 443, Protocol: "tcp", Essential: true}
+	c := &probe.Check{Name: "web", Kind: "tcp", Host: "a.example", Port: 443, Network: "tcp", Essential: true}
 	out := Outcome{Results: []probe.Result{{Check: c, Reason: probe.ReasonTimeout, IPFamily: probe.FamilyIPv4}}}
 	rep := NewReport(out, nil)
 	rep.Uplink = v

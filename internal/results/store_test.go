@@ -9,7 +9,7 @@ import (
 )
 
 func check(name string) *probe.Check {
-	return &probe.Check{Name: name, Kind: "tcp", Host: "192.0.2.1", Port: 443, Protocol: "tcp"}
+	return &probe.Check{Name: name, Kind: "tcp", Host: "192.0.2.1", Port: 443, Network: "tcp"}
 }
 
 func TestStoreKeepsConfigOrderAndPendingChecks(t *testing.T) {

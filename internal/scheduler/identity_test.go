@@ -13,7 +13,7 @@ func TestApplyComparesSettings(t *testing.T) {
 	s := New(Options{})
 	sip := func(transport string, essential bool) *probe.Check {
 		return &probe.Check{Name: "trunk", Kind: "sip", Host: "192.0.2.7", Port: 5060, Transport: transport,
-			Protocol: probe.ProtocolOf(transport), Essential: essential, Interval: time.Minute}
+			Network: probe.NetworkOf(transport), Essential: essential, Interval: time.Minute}
 	}
 	first := sip("udp", true)
 	s.Apply([]*probe.Check{first})

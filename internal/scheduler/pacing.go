@@ -45,7 +45,7 @@ func newPacer() *pacer {
 // laneOf is the pacing lane of c: UDP and TCP are paced separately because
 // only UDP verdicts depend on the remote ICMP rate limit.
 func laneOf(c *probe.Check) string {
-	if c.Protocol == "udp" {
+	if c.Network == probe.NetworkUDP {
 		return "udp " + c.Host
 	}
 	return "tcp " + c.Host

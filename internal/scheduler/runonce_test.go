@@ -81,7 +81,7 @@ func TestPacingWaitHoldsNoSlot(t *testing.T) {
 	const udpHost = "127.0.0.2"
 	for range 4 {
 		port := udpEcho(t, udpHost+":0")
-		checks = append(checks, &probe.Check{Name: "media", Kind: "udp", Host: udpHost, Port: port, Protocol: "udp",
+		checks = append(checks, &probe.Check{Name: "media", Kind: "udp", Host: udpHost, Port: port, Network: "udp",
 			Range: "media", Timeout: 2 * time.Second, Essential: true, UDP: probe.UDPOptions{Payload: "echo"},
 			IPFamily: probe.FamilyIPv4})
 	}
@@ -89,7 +89,7 @@ func TestPacingWaitHoldsNoSlot(t *testing.T) {
 	for _, host := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
 		for range 4 {
 			port := tcpListen(t, host+":0")
-			c := &probe.Check{Name: "web", Kind: "tcp", Host: host, Port: port, Protocol: "tcp", Timeout: 2 * time.Second,
+			c := &probe.Check{Name: "web", Kind: "tcp", Host: host, Port: port, Network: "tcp", Timeout: 2 * time.Second,
 				IPFamily: probe.FamilyIPv4}
 			tcpChecks = append(tcpChecks, c)
 		}

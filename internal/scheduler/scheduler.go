@@ -619,7 +619,7 @@ func (s *Scheduler) runLane(ctx context.Context, checks []*probe.Check, done fun
 
 // spacing is the pacing of c's transport.
 func (s *Scheduler) spacing(c *probe.Check) time.Duration {
-	if c.Protocol == "udp" {
+	if c.Network == probe.NetworkUDP {
 		return s.opts.UDPHostSpacing
 	}
 	return s.opts.PerHostSpacing

@@ -25,7 +25,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 }
 
 func testCheck(name, host string, interval time.Duration) *probe.Check {
-	return &probe.Check{Name: name, Kind: "tcp", Host: host, Port: 443, Protocol: "tcp", Interval: interval}
+	return &probe.Check{Name: name, Kind: "tcp", Host: host, Port: 443, Network: "tcp", Interval: interval}
 }
 
 // recorder is a fake Run that counts runs per check and tracks concurrency.

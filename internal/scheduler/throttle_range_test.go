@@ -38,7 +38,7 @@ func (f *throttler) count() int {
 }
 
 func ntpCheck(interval time.Duration) *probe.Check {
-	return &probe.Check{Name: "time", Kind: "ntp", Host: "192.0.2.123", Port: 123, Protocol: "udp", Interval: interval}
+	return &probe.Check{Name: "time", Kind: "ntp", Host: "192.0.2.123", Port: 123, Network: "udp", Interval: interval}
 }
 
 func TestBackoffDoublesUpToCapAndRecovers(t *testing.T) {
@@ -130,7 +130,7 @@ func rangeChecks(n int, host, proto string, interval time.Duration) []*probe.Che
 	var out []*probe.Check
 	for i := range n {
 		out = append(out, &probe.Check{Name: "media", Kind: "udp", Host: host, Port: 10000 + i,
-			Protocol: proto, Interval: interval, Range: fmt.Sprintf("10000-%d", 10000+n-1)})
+			Network: proto, Interval: interval, Range: fmt.Sprintf("10000-%d", 10000+n-1)})
 	}
 	return out
 }
@@ -234,7 +234,7 @@ func TestUDPStartsToOneHostPacedSeparatelyFromTCP(t *testing.T) {
 	var checks []*probe.Check
 	for i := range 3 {
 		c := testCheck(fmt.Sprintf("u%d", i), "192.0.2.8", 2*time.Millisecond)
-		c.Kind, c.Protocol, c.Port = "udp", "udp", 5000+i
+		c.Kind, c.Network, c.Port = "udp", "udp", 5000+i
 		checks = append(checks, c)
 	}
 	tcp := testCheck("t", "192.0.2.8", 2*time.Millisecond)
@@ -243,7 +243,7 @@ func TestUDPStartsToOneHostPacedSeparatelyFromTCP(t *testing.T) {
 	var mu sync.Mutex
 	var udpStarts []time.Time
 	s.opts.Run = func(ctx context.Context, c *probe.Check) []probe.Result {
-		if c.Protocol == "udp" {
+		if c.Network == "udp" {
 			started := time.Now()
 			mu.Lock()
 			udpStarts = append(udpStarts, started)

@@ -35,7 +35,7 @@ func failing(c *probe.Check, reason probe.Reason) []probe.Result {
 }
 
 func tcpCheck(name string) *probe.Check {
-	return &probe.Check{Name: name, Kind: "tcp", Host: "192.0.2.80", Port: 443, Protocol: "tcp"}
+	return &probe.Check{Name: name, Kind: "tcp", Host: "192.0.2.80", Port: 443, Network: "tcp"}
 }
 
 func TestTracePolicyAgent(t *testing.T) {
@@ -158,7 +158,7 @@ func TestTracePolicyRunOnce(t *testing.T) {
 		c.Host = "192.0.2." + string(rune('1'+i)) // one lane each: they run side by side
 		checks = append(checks, c)
 	}
-	up := &probe.Check{Name: "up", Kind: "tcp", Host: "192.0.2.70", Port: 443, Protocol: "tcp"}
+	up := &probe.Check{Name: "up", Kind: "tcp", Host: "192.0.2.70", Port: 443, Network: "tcp"}
 	checks = append(checks, up)
 	s := New(Options{
 		Run: func(_ context.Context, c *probe.Check) []probe.Result {

@@ -136,7 +136,7 @@ func resolverResult(r netip.AddrPort) probe.Result {
 		family = probe.FamilyIPv6
 	}
 	c := &probe.Check{
-		Name: "resolver " + r.String(), Kind: "udp", Host: a.String(), Port: int(r.Port()), Protocol: "udp",
+		Name: "resolver " + r.String(), Kind: "udp", Host: a.String(), Port: int(r.Port()), Network: "udp",
 		IPFamily: family, Timeout: 5 * time.Second, UDP: probe.UDPOptions{Payload: "dns", Query: "."},
 	}
 	return probe.Result{Check: c, Address: a.Unmap().String(), IPFamily: family, Reason: probe.ReasonNoReply,

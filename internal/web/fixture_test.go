@@ -51,22 +51,22 @@ func newDemoSite(t *testing.T) *demoSite {
 
 	gw := "192.168.1.1"
 	https := &probe.Check{Profile: "clover", Name: demoFailHTTPS, Kind: "tls", Host: "api.clover.com", Port: 443,
-		Protocol: "tcp", IPFamily: probe.FamilyIPv4, Essential: true,
+		Network: "tcp", IPFamily: probe.FamilyIPv4, Essential: true,
 		Meta: probe.CheckMeta{Purpose: "the Clover cloud answers a TLS handshake on 443 with a trusted certificate"}}
 	http := &probe.Check{Profile: "clover", Name: demoWarnHTTP, Kind: "tcp", Host: "api.clover.com", Port: 80,
-		Protocol: "tcp", IPFamily: probe.FamilyIPv4}
+		Network: "tcp", IPFamily: probe.FamilyIPv4}
 	ntp := &probe.Check{Profile: "clover", Name: demoFailNTP, Kind: "ntp", Host: "time.clover.com", Port: 123,
-		Protocol: "udp", IPFamily: probe.FamilyIPv4, Essential: true,
+		Network: "udp", IPFamily: probe.FamilyIPv4, Essential: true,
 		Meta: probe.CheckMeta{Purpose: "an NTP server answers with usable time"}}
 	ts := &probe.Check{Profile: "timesensor-legal-365-client", Name: "server", Kind: "tcp", Host: "192.168.1.20", Port: 9050,
-		Protocol: "tcp", IPFamily: probe.FamilyIPv4, Essential: true}
-	nas := &probe.Check{Name: demoOK, Kind: "tcp", Host: "192.168.1.20", Port: 445, Protocol: "tcp",
+		Network: "tcp", IPFamily: probe.FamilyIPv4, Essential: true}
+	nas := &probe.Check{Name: demoOK, Kind: "tcp", Host: "192.168.1.20", Port: 445, Network: "tcp",
 		IPFamily: probe.FamilyIPv4, Essential: true}
-	printer := &probe.Check{Name: demoPending, Kind: "tcp", Host: "192.168.1.30", Port: 9100, Protocol: "tcp",
+	printer := &probe.Check{Name: demoPending, Kind: "tcp", Host: "192.168.1.30", Port: 9100, Network: "tcp",
 		IPFamily: probe.FamilyIPv4, Essential: true}
 	var rtp []*probe.Check
 	for p := 10000; p < 10100; p++ {
-		rtp = append(rtp, &probe.Check{Name: demoWarnRange, Kind: "udp", Host: "pbx.lan", Port: p, Protocol: "udp",
+		rtp = append(rtp, &probe.Check{Name: demoWarnRange, Kind: "udp", Host: "pbx.lan", Port: p, Network: "udp",
 			IPFamily: probe.FamilyIPv4, Range: "10000-10099"})
 	}
 	checks := append([]*probe.Check{https, http, ntp, ts, nas, printer}, rtp...)

@@ -366,7 +366,7 @@ func (p *statusPage) row(u *unit, now time.Time) row {
 		Profile: c.Profile, Name: c.Name, Purpose: truncate(c.Meta.Purpose, 200), Kind: c.Kind,
 		Essential: essentialWord(c.Essential),
 	}
-	proto := c.Protocol
+	proto := c.Network
 	if c.Transport != "" && c.Transport != proto {
 		r.Kind += " over " + c.Transport // sip over tls: tcp is not all of it
 	}

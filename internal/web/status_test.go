@@ -85,7 +85,7 @@ func page(t *testing.T, store *results.Store, st AgentStatus) string {
 }
 
 func tcpCheck(profile, name string, essential bool) *probe.Check {
-	return &probe.Check{Profile: profile, Name: name, Kind: "tcp", Host: "192.0.2.1", Port: 443, Protocol: "tcp", Essential: essential}
+	return &probe.Check{Profile: profile, Name: name, Kind: "tcp", Host: "192.0.2.1", Port: 443, Network: "tcp", Essential: essential}
 }
 
 func result(c *probe.Check, reason probe.Reason) []probe.Result {
@@ -149,7 +149,7 @@ func TestHeadlineStates(t *testing.T) {
 func TestStatusPageEscapesEverything(t *testing.T) {
 	s := results.New()
 	evil := `<script>alert("x")</script>`
-	c := &probe.Check{Profile: evil, Name: "n" + evil, Kind: "tcp", Host: "h" + evil, Port: 1, Protocol: "tcp", Essential: true,
+	c := &probe.Check{Profile: evil, Name: "n" + evil, Kind: "tcp", Host: "h" + evil, Port: 1, Network: "tcp", Essential: true,
 		Meta: probe.CheckMeta{Purpose: evil}}
 	s.SetChecks([]*probe.Check{c})
 	s.Put(c, []probe.Result{{Check: c, Address: evil, IPFamily: evil, Reason: probe.Reason(evil), Phase: probe.Phase(evil),
@@ -171,12 +171,12 @@ func TestStatusPageBoundedWithTenThousandChecks(t *testing.T) {
 	// 5,000 single checks, half failing essential; 50 ranges of 100 ports.
 	for i := range 5000 {
 		checks = append(checks, &probe.Check{Name: fmt.Sprintf("c%d", i), Kind: "tcp", Host: "192.0.2.1", Port: 1 + i,
-			Protocol: "tcp", Essential: true})
+			Network: "tcp", Essential: true})
 	}
 	for r := range 50 {
 		for p := range 100 {
 			checks = append(checks, &probe.Check{Name: fmt.Sprintf("r%d", r), Kind: "udp", Host: "192.0.2.2", Port: 20000 + r*100 + p,
-				Protocol: "udp", Range: fmt.Sprintf("%d-%d", 20000+r*100, 20099+r*100)})
+				Network: "udp", Range: fmt.Sprintf("%d-%d", 20000+r*100, 20099+r*100)})
 		}
 	}
 	s.SetChecks(checks)

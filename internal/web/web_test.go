@@ -51,7 +51,7 @@ func newServer(t *testing.T, store *results.Store, reload func() error) *httptes
 
 func TestHealthyReadyMetrics(t *testing.T) {
 	store := results.New()
-	c := &probe.Check{Name: "db", Kind: "tcp", Host: "192.0.2.1", Port: 5432, Protocol: "tcp"}
+	c := &probe.Check{Name: "db", Kind: "tcp", Host: "192.0.2.1", Port: 5432, Network: "tcp"}
 	store.SetChecks([]*probe.Check{c})
 	srv := newServer(t, store, nil)
 

@@ -129,7 +129,7 @@ func TestPackagedConfig(t *testing.T) {
 		}
 		var s []string
 		for _, c := range checks {
-			s = append(s, strings.Join([]string{c.Name, c.Kind, c.Host, c.Protocol, c.IPFamily, c.Interval.String(), c.Timeout.String()}, " "))
+			s = append(s, strings.Join([]string{c.Name, c.Kind, c.Host, c.Network, c.IPFamily, c.Interval.String(), c.Timeout.String()}, " "))
 		}
 		return s
 	}
