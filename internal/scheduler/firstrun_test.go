@@ -110,3 +110,19 @@ func TestCheckAddedByReloadRunsSoon(t *testing.T) {
 		t.Errorf("the unchanged check ran %d times: a reload restarted it", n)
 	}
 }
+
+// A server that asks to stop during a range's first sweep gets no more of it.
+func TestFirstSweepStopsWhenAServerAsksTo(t *testing.T) {
+	f := &throttler{}
+	f.mode.Store(int32(probe.ThrottleStop))
+	s := New(Options{Run: f.run, FirstRunSpread: 50 * time.Millisecond, UDPHostSpacing: time.Millisecond, RangeSample: 4})
+	checks := rangeChecks(20, "192.0.2.150", "udp", time.Hour)
+	s.Apply(checks)
+	s.Start(context.Background())
+	defer s.Stop()
+	waitFor(t, 5*time.Second, "the group to stop", func() bool { _, stopped := s.Throttled(checks[0].ID()); return stopped })
+	time.Sleep(200 * time.Millisecond)
+	if n := f.count(); n != 4 {
+		t.Errorf("%d probes after the first sample of 4 asked to stop, want 4", n)
+	}
+}

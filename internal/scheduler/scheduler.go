@@ -423,8 +423,8 @@ func (s *Scheduler) fire(j *job) {
 
 	throttle := probe.ThrottleNone
 	for _, sample := range samples {
-		if ctx.Err() != nil {
-			break
+		if ctx.Err() != nil || throttle == probe.ThrottleStop {
+			break // a server that asked to stop gets no more of the sweep
 		}
 		throttle = max(throttle, s.runSample(ctx, sample))
 	}
