@@ -166,6 +166,7 @@ type CheckSpec struct {
 
 	lines     map[string]int // key -> line; "" -> the entry itself
 	portLines []int
+	failed    bool // decoding it found errors: not expanded
 }
 
 // FTPSpec is the ftp: section of an ftp check. Zero values mean "not set".
@@ -256,6 +257,17 @@ func Load(path string) (*Config, error) {
 // Parse decodes a configuration; name is used in error messages and as the
 // base for relative tls.ca_file paths.
 func Parse(name string, data []byte) (*Config, error) {
+	cfg, err := parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parse is Parse that also returns what was decoded when the file has
+// errors (nil only when nothing could be: size, YAML syntax, empty), with
+// the checks that had errors marked, so that the rest can still be judged.
+func parse(name string, data []byte) (*Config, error) {
 	if err := checkSize(name, data); err != nil {
 		return nil, err
 	}
@@ -270,9 +282,28 @@ func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{file: name, errs: &errs}
 	cfg := d.config(root)
 	if !errs.empty() {
-		return nil, errs.err()
+		return cfg, errs.err()
 	}
 	return cfg, nil
+}
+
+// expandRest expands the checks of a config whose decoding found errors,
+// leaving out those that had errors of their own, so that one run reports
+// the errors of the whole file (up to the cap) rather than one kind of
+// error per run. It returns the expansion's errors only.
+func (c *Config) expandRest(opts Options) error {
+	rest := *c
+	rest.Custom = nil
+	for _, s := range c.Custom {
+		if !s.failed {
+			rest.Custom = append(rest.Custom, s)
+		}
+	}
+	if len(rest.Custom) == 0 && len(rest.Profiles) == 0 && len(opts.Profiles) == 0 {
+		return nil // nothing left to judge; "nothing to probe" would mislead
+	}
+	_, err := rest.Expand(opts)
+	return err
 }
 
 // Default returns the embedded quickstart configuration, used when no file
@@ -308,7 +339,20 @@ func BuildPlan(path string, opts Options) (*Plan, error) {
 	var err error
 	switch {
 	case path != "":
-		cfg, err = Load(path)
+		var data []byte
+		if data, err = readLimited(path); err != nil {
+			var le *Error
+			if !errors.As(err, &le) {
+				err = fmt.Errorf("config: %w", err)
+			}
+			return nil, err
+		}
+		if cfg, err = parse(path, data); err != nil {
+			if cfg != nil {
+				err = joinErrors(err, cfg.expandRest(opts))
+			}
+			return nil, err
+		}
 	case len(opts.Profiles) == 0:
 		cfg, err = Default()
 	default:

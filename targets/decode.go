@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/connprobe/connprobe/probe"
 )
@@ -28,13 +28,13 @@ func parseDoc(file string, data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Error{File: file, Line: extra.Line, Msg: "a second YAML document (---) begins here; put everything in one document"}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -46,18 +46,61 @@ func parseDoc(file string, data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
-// yamlError rewrites "yaml: line N: msg" into the file:line form used for
-// every other error.
-func yamlError(file string, err error) error {
+// yamlError turns the YAML library's error into the file:line form used
+// for every other error, at the line where the parser met what it could not
+// accept (not where the enclosing block began), naming the construct still
+// open when that is on another line: an unclosed { or " is found where the
+// text stops making sense, and opened where the fix is.
+func yamlError(file string, data []byte, err error) error {
+	var le *yaml.LoadError
+	if errors.As(err, &le) && le.Mark.Line > 0 {
+		// End of input is reported on the line after the last one.
+		line := min(le.Mark.Line, lineCount(data))
+		msg := "invalid YAML: " + le.Message
+		if le.Mark.Column > 0 && le.Mark.Line == line {
+			msg = fmt.Sprintf("invalid YAML (column %d): %s", le.Mark.Column, le.Message)
+		}
+		if strings.Contains(le.Message, "did not find expected key") || strings.Contains(le.Message, "did not find expected '-' indicator") {
+			msg += "; check this line's indentation against the lines above it"
+		}
+		if open := unclosed(le.ContextMsg); open != "" && le.ContextMark.Line > 0 && le.ContextMark.Line < line {
+			msg += fmt.Sprintf(" (the %s opened on line %d is not closed)", open, le.ContextMark.Line)
+		}
+		return &Error{File: file, Line: line, Msg: msg}
+	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, text, ok := strings.Cut(rest, ": "); ok {
 			if line, err := strconv.Atoi(num); err == nil {
-				return &Error{File: file, Line: line, Msg: "invalid YAML: " + text}
+				return &Error{File: file, Line: min(line, lineCount(data)), Msg: "invalid YAML: " + text}
 			}
 		}
 	}
 	return &Error{File: file, Msg: "invalid YAML: " + msg}
+}
+
+// unclosed names the construct of a YAML error's context when it is one
+// that must be closed ({...}, [...], a quoted string), or "".
+func unclosed(context string) string {
+	for _, c := range []struct{ in, name string }{
+		{"flow mapping", "{"},
+		{"flow sequence", "["},
+		{"quoted scalar", "quote"},
+	} {
+		if strings.HasSuffix(context, c.in) {
+			return c.name
+		}
+	}
+	return ""
+}
+
+// lineCount is the number of the last line of data (at least 1).
+func lineCount(data []byte) int {
+	n := bytes.Count(data, []byte("\n"))
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		n++
+	}
+	return max(n, 1)
 }
 
 func resolve(n *yaml.Node) *yaml.Node {
@@ -452,7 +495,9 @@ func (d *decoder) checks(v *yaml.Node, inProfile bool) []CheckSpec {
 	var out []CheckSpec
 	first := map[string]int{}
 	for i, n := range v.Content {
+		before := len(d.errs.errs)
 		c := d.check(n, i, inProfile)
+		c.failed = len(d.errs.errs) > before
 		if c.Name != "" {
 			if line, dup := first[c.Name]; dup {
 				d.errorf(c.lines["name"], "duplicate check name %q (first at line %d); names must be unique", c.Name, line)

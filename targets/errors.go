@@ -30,6 +30,7 @@ func (e *Error) Error() string {
 // not only the first.
 type errList struct {
 	errs []error
+	more int // errors counted but not kept (from a list that was capped)
 }
 
 func (l *errList) add(file string, line int, format string, args ...any) {
@@ -59,10 +60,48 @@ func (l *errList) err() error {
 		fj, lj := key(sorted[j])
 		return fi < fj || (fi == fj && li < lj)
 	})
-	if n := len(sorted) - maxErrors; n > 0 {
-		sorted = append(sorted[:maxErrors:maxErrors], fmt.Errorf("... and %d more %s (the first %d are listed)", n, plural(n, "error", "errors"), maxErrors))
+	n := l.more
+	if len(sorted) > maxErrors {
+		n += len(sorted) - maxErrors
+		sorted = sorted[:maxErrors:maxErrors]
+	}
+	if n > 0 {
+		sorted = append(sorted, &moreErrors{n: n})
 	}
 	return errors.Join(sorted...)
+}
+
+// moreErrors ends a capped list: how many errors were found past it.
+type moreErrors struct{ n int }
+
+func (m *moreErrors) Error() string {
+	return fmt.Sprintf("... and %d more %s (the first %d are listed)", m.n, plural(m.n, "error", "errors"), maxErrors)
+}
+
+// joinErrors merges error lists (as err returns them) into one, ordered and
+// capped again.
+func joinErrors(errs ...error) error {
+	var l errList
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		parts := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			parts = j.Unwrap()
+		}
+		for _, e := range parts {
+			if m, ok := e.(*moreErrors); ok {
+				l.more += m.n
+				continue
+			}
+			l.errs = append(l.errs, e)
+		}
+	}
+	if l.empty() && l.more == 0 {
+		return nil
+	}
+	return l.err()
 }
 
 func plural(n int, one, many string) string {
