@@ -500,14 +500,7 @@ func checkMetricNames(t *testing.T, agentAddr string, exprs []expression) {
 // agent on a loopback port until the test ends; it returns host:port.
 func startAgent(t *testing.T, dir, goBin string, l *lab) string {
 	t.Helper()
-	bin := filepath.Join(dir, "probe")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/probe")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/probe: %v\n%s", err, out)
-	}
+	bin := buildProbe(t, dir, goBin)
 
 	// A profile of the lab's own, so that profile labels are not all empty.
 	profilesDir := filepath.Join(dir, "profiles")
@@ -554,10 +547,34 @@ checks:
 	return addr
 }
 
+// buildProbe builds cmd/probe into dir and returns the binary's path.
+func buildProbe(t *testing.T, dir, goBin string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "probe")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/probe")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/probe: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // promServer is a running Prometheus.
 type promServer struct {
 	base string
 	logs *logBuffer
+	// client reaches base; nil is a plain client (loopback). A Prometheus
+	// in a network namespace needs one that dials inside it.
+	client *http.Client
+}
+
+func (p *promServer) httpClient() *http.Client {
+	if p.client != nil {
+		return p.client
+	}
+	return &http.Client{Timeout: 10 * time.Second}
 }
 
 func startPrometheus(t *testing.T, dir, bin, agentAddr string, ruleFiles []string) *promServer {
@@ -627,8 +644,7 @@ type apiResponse struct {
 
 func (p *promServer) api(path string, form url.Values) (apiResponse, error) {
 	var r apiResponse
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.PostForm(p.base+path, form)
+	resp, err := p.httpClient().PostForm(p.base+path, form)
 	if err != nil {
 		return r, err
 	}
@@ -709,8 +725,7 @@ func (p *promServer) checkRuleHealth(t *testing.T, want int) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		client := &http.Client{Timeout: 10 * time.Second}
-		resp, err := client.Get(p.base + "/api/v1/rules")
+		resp, err := p.httpClient().Get(p.base + "/api/v1/rules")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -808,8 +823,13 @@ func startProcess(t *testing.T, name, bin string, args ...string) *logBuffer {
 // waitHTTP waits (bounded) until url answers 200.
 func waitHTTP(t *testing.T, name, url string, logs *logBuffer) {
 	t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
+	waitHTTPVia(t, &http.Client{Timeout: 2 * time.Second}, 30*time.Second, name, url, logs)
+}
+
+// waitHTTPVia is waitHTTP with a client of the caller's and a bound.
+func waitHTTPVia(t *testing.T, client *http.Client, bound time.Duration, name, url string, logs *logBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(url)
 		if err == nil {
@@ -820,7 +840,7 @@ func waitHTTP(t *testing.T, name, url string, logs *logBuffer) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("%s: %s not ready within 30s\n%s", name, url, logs.String())
+	t.Fatalf("%s: %s not ready within %v\n%s", name, url, bound, logs.String())
 }
 
 func httpGet(t *testing.T, url string) string {
