@@ -468,6 +468,14 @@ func checkRulesWithPromtool(t *testing.T, files []string) {
 // checkMetricNames fails for a connprobe metric an expression names that
 // the agent does not export: a typo would otherwise hide behind an
 // allowed-empty expression.
+// notInLab names the metrics an expression may use although the lab's agent
+// cannot export them, and why; each is proven elsewhere.
+var notInLab = map[string]string{
+	"connprobe_uplink_up": "exists only with an uplink verdict, which needs outbound checks beyond this host's own " +
+		"subnets; the lab's peers are on loopback (proven in internal/metrics and in the agent's netns lab, " +
+		"TestAgentUplinkDownInLab)",
+}
+
 func checkMetricNames(t *testing.T, agentAddr string, exprs []expression) {
 	t.Helper()
 	body := httpGet(t, "http://"+agentAddr+"/metrics")
@@ -489,7 +497,7 @@ func checkMetricNames(t *testing.T, agentAddr string, exprs []expression) {
 	}
 	for _, e := range exprs {
 		for _, m := range metricNameRE.FindAllStringSubmatch(e.expr, -1) {
-			if !exported[m[1]] {
+			if !exported[m[1]] && notInLab[m[1]] == "" {
 				t.Errorf("%s: metric %s is not exported by the agent", e.key, m[1])
 			}
 		}
