@@ -18,6 +18,7 @@ const repoRoot = "../.."
 var dashboardFiles = []string{
 	"dashboards/connprobe-overview.json",
 	"dashboards/connprobe-agent.json",
+	"dashboards/connprobe-fleet.json",
 }
 
 // requiredVariables must be template variables of every dashboard.

@@ -132,6 +132,8 @@ func TestFleetEndToEnd(t *testing.T) {
 		t.Errorf("connprobe_build_info by instance and job: %v %v; want one instance with %d sites", res.samples, err, len(fleetSites))
 	}
 
+	sizeFrom := readAgentCounters(t, lab, 2)
+
 	// 2. site-a's router drops NTP; site-b's router drops everything (its
 	// line is cut: no check and no remote write gets through).
 	lab.IPTables(lab.SiteRouter(0), "-A", "FORWARD", "-p", "udp", "--dport", "123", "-j", "DROP")
@@ -162,6 +164,8 @@ func TestFleetEndToEnd(t *testing.T) {
 	})
 	waitNoAlert(t, central, "ConnprobeAgentSilent")
 
+	sizeTo := readAgentCounters(t, lab, 2)
+
 	// 4. site-c's internet line goes down while its path to the central
 	// store (a VPN or a separate line) still works: its uplink verdict
 	// arrives and ConnprobeUplinkDown fires for it alone.
@@ -169,8 +173,8 @@ func TestFleetEndToEnd(t *testing.T) {
 	lab.IPTables(lab.SiteRouter(2), "-A", "FORWARD", "-d", lab.CentreIP(1).String(), "-j", "DROP")
 	waitAlert(t, central, "ConnprobeUplinkDown", "site-c")
 
-	// checkFleetDashboard(t, central)
-	logFleetSizing(t, lab, central)
+	checkFleetDashboard(t, central, lab)
+	logFleetSizing(t, central, sizeFrom, sizeTo)
 	t.Logf("fleet test done in %v", time.Since(start).Round(time.Second))
 }
 
@@ -489,9 +493,46 @@ func metricValue(text, name string) (float64, bool) {
 	return sum, found
 }
 
-// logFleetSizing logs what one site costs the central store (README,
-// "Many sites", Sizing).
-func logFleetSizing(t *testing.T, lab *netlab.Fleet, central *promServer) {
+// agentCounters are a site's Prometheus agent's remote-write counters at a time.
+type agentCounters struct {
+	at                     time.Time
+	samples, bytes, series float64
+}
+
+// readAgentCounters reads site i's Prometheus agent's counters.
+func readAgentCounters(t *testing.T, lab *netlab.Fleet, i int) agentCounters {
+	t.Helper()
+	resp, err := nsClient(lab, lab.Site(i)).Get("http://127.0.0.1:9090/metrics")
+	if err != nil {
+		t.Fatalf("site %d prometheus agent metrics: %v", i, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := agentCounters{at: time.Now()}
+	for _, m := range []struct {
+		name string
+		v    *float64
+	}{
+		{"prometheus_remote_storage_samples_total", &c.samples},
+		{"prometheus_remote_storage_bytes_total", &c.bytes},
+		{"prometheus_agent_active_series", &c.series},
+	} {
+		v, ok := metricValue(string(b), m.name)
+		if !ok {
+			t.Fatalf("site %d prometheus agent: no %s", i, m.name)
+		}
+		*m.v = v
+	}
+	return c
+}
+
+// logFleetSizing logs what one site costs the central store, measured at
+// the test's scrape interval and scaled to the default 30 s (README, "Many
+// sites", Sizing).
+func logFleetSizing(t *testing.T, central *promServer, from, to agentCounters) {
 	t.Helper()
 	res, err := central.query(`count by (site) ({site!="", __name__!~"ALERTS.*|connprobe:.*"})`)
 	if err != nil {
@@ -499,31 +540,117 @@ func logFleetSizing(t *testing.T, lab *netlab.Fleet, central *promServer) {
 		return
 	}
 	for _, s := range res.samples {
-		t.Logf("sizing: site %s: %v series centrally (%d checks)", s.labels["site"], s.value, 3)
+		t.Logf("sizing: %s: %v series centrally (3 checks, 2 profiles)", s.labels["site"], s.value)
 	}
-	// site-c's agent: samples and bytes sent since it started.
-	client := nsClient(lab, lab.Site(2))
-	resp, err := client.Get("http://127.0.0.1:9090/metrics")
-	if err != nil {
-		t.Errorf("site-c agent metrics: %v", err)
-		return
+	secs := to.at.Sub(from.at).Seconds()
+	samples, bytes := (to.samples-from.samples)/secs, (to.bytes-from.bytes)/secs
+	scale := fleetInterval.Seconds() / 30
+	t.Logf("sizing: site-c over %.0fs at a %s scrape: %.1f samples/s, %.0f bytes/s remote write (%.1f bytes/sample), %v active series;"+
+		" at 30s: %.2f samples/s, %.0f bytes/s", secs, fleetScrape, samples, bytes, bytes/samples, to.series, samples*scale, bytes*scale)
+}
+
+// checkFleetDashboard runs every query of the fleet dashboard on the
+// central Prometheus and compares it with the fleet's known state: site-a
+// cannot reach NTP, site-b is well, site-c's uplink is down.
+func checkFleetDashboard(t *testing.T, p *promServer, lab *netlab.Fleet) {
+	t.Helper()
+	const file = "dashboards/connprobe-fleet.json"
+	d, _ := loadDashboard(t, file)
+	vars := map[string]string{
+		"datasource": "prometheus", "__rate_interval": "1m", "__interval": "15s",
+		"job": "connprobe", "site": ".*", "instance": ".*", "profile": ".*", "host": ".*",
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	resp.Body.Close()
-	if err != nil {
-		t.Error(err)
-		return
+	v0, v1 := lab.CentreIP(0).String(), lab.CentreIP(1).String()
+	byLabels := func(want map[string]float64, names ...string) func([]sample) error {
+		return func(ss []sample) error {
+			got := map[string]float64{}
+			for _, s := range ss {
+				var k []string
+				for _, n := range names {
+					k = append(k, s.labels[n])
+				}
+				got[strings.Join(k, "|")] = s.value
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("got %v, want %v", got, want)
+			}
+			return nil
+		}
 	}
-	text := string(b)
-	for _, name := range []string{
-		"prometheus_remote_storage_samples_total",
-		"prometheus_remote_storage_bytes_total",
-		"prometheus_remote_storage_histograms_total",
-		"prometheus_remote_storage_metadata_bytes_total",
-		"process_start_time_seconds",
-		"prometheus_agent_active_series",
-	} {
-		v, ok := metricValue(text, name)
-		t.Logf("sizing: site-c prometheus agent: %s = %v (found %v)", name, v, ok)
+	scalar := func(v float64) func([]sample) error { return byLabels(map[string]float64{"": v}) }
+	want := map[string]func([]sample) error{
+		"Sites reporting|A":                scalar(3),
+		"Sites with the uplink down|A":     scalar(1),
+		"Sites with a profile not ready|A": scalar(1),
+		"Readiness: sites by profile|A": byLabels(map[string]float64{
+			"site-a|pos-vendor": 1, "site-a|time-sync": 0,
+			"site-b|pos-vendor": 1, "site-b|time-sync": 1,
+			"site-c|pos-vendor": -1, "site-c|time-sync": -1,
+		}, "site", "profile"),
+		"Sites|A": byLabels(map[string]float64{"site-a": 1, "site-b": 0, "site-c": 2}, "site"),
+		"Which sites cannot reach it|A": func(ss []sample) error {
+			got := map[string]bool{}
+			for _, s := range ss {
+				got[s.labels["site"]+"|"+s.labels["host"]+"|"+s.labels["port"]] = true
+			}
+			w := map[string]bool{
+				"site-a|" + v0 + "|123": true,
+				"site-c|" + v0 + "|443": true, "site-c|" + v1 + "|443": true, "site-c|" + v0 + "|123": true,
+			}
+			if fmt.Sprint(got) != fmt.Sprint(w) {
+				return fmt.Errorf("got %v, want %v", keys(got), keys(w))
+			}
+			return nil
+		},
+		"variable job":      byLabels(map[string]float64{"connprobe": 1}, "job"),
+		"variable site":     byLabels(map[string]float64{"site-a": 1, "site-b": 1, "site-c": 1}, "site"),
+		"variable instance": byLabels(map[string]float64{"localhost:9469": 1}, "instance"),
+		"variable profile":  byLabels(map[string]float64{"pos-vendor": 1, "time-sync": 1}, "profile"),
+		"variable host":     byLabels(map[string]float64{v0: 1, v1: 1}, "host"),
+	}
+	type query struct{ key, expr string }
+	var queries []query
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		q, err := variablePromQL(variableQuery(v))
+		if err == nil {
+			q, err = expandVariables(q, vars)
+		}
+		if err != nil {
+			t.Fatalf("%s variable %s: %v", file, v.Name, err)
+		}
+		queries = append(queries, query{"variable " + v.Name, q})
+	}
+	for _, pn := range allPanels(d) {
+		for _, tg := range pn.Targets {
+			e, err := expandVariables(tg.Expr, vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			queries = append(queries, query{pn.Title + "|" + tg.RefID, e})
+		}
+	}
+	for _, q := range queries {
+		check := want[q.key]
+		if check == nil {
+			t.Errorf("%s %s: the fleet test has no known answer for it", file, q.key)
+			continue
+		}
+		delete(want, q.key)
+		waitFor(t, "fleet dashboard "+q.key, func() error {
+			res, err := p.query(q.expr)
+			if err != nil {
+				return err
+			}
+			if err := check(res.samples); err != nil {
+				return fmt.Errorf("%v\n%s", err, q.expr)
+			}
+			return nil
+		})
+	}
+	for k := range want {
+		t.Errorf("%s: known answer for %q, which is no query of the dashboard", file, k)
 	}
 }
