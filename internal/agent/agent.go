@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,6 +181,11 @@ func (a *Agent) Reload() error {
 		a.logger.Warn("profile check skipped: a required param is not set",
 			"profile", s.Profile, "check", s.Check, "missing", strings.Join(s.Missing, ","), "hint", s.Detail)
 	}
+	// Parsing and expanding a large configuration leaves megabytes of
+	// garbage that the runtime would hand back to the system only over
+	// minutes (at 10,000 checks, 40 MiB of RSS); loads are rare, so give it
+	// back now.
+	debug.FreeOSMemory()
 	return nil
 }
 
