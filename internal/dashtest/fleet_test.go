@@ -49,6 +49,24 @@ var fleetChecks = map[string][]string{"pos-vendor": {"api-1", "api-2"}, "time-sy
 // prometheus-agent.yml, behind a NAT router; centrally a Prometheus with the
 // remote-write receiver and the shipped rules. See README, "Many sites".
 func TestFleetEndToEnd(t *testing.T) {
+	testFleet(t, storePrometheus)
+}
+
+// TestFleetEndToEndVictoriaMetrics is TestFleetEndToEnd with
+// VictoriaMetrics (single node, Debian's victoria-metrics) as the central
+// store and vmalert running the shipped rules against it, writing the
+// recording rules' results and the ALERTS series back into it.
+func TestFleetEndToEndVictoriaMetrics(t *testing.T) {
+	testFleet(t, storeVictoriaMetrics)
+}
+
+// The central stores the fleet test runs against.
+const (
+	storePrometheus      = "prometheus"
+	storeVictoriaMetrics = "victoria-metrics"
+)
+
+func testFleet(t *testing.T, store string) {
 	if testing.Short() {
 		t.Skip("starts a fleet of agents and Prometheus servers in network namespaces")
 	}
@@ -59,6 +77,10 @@ func TestFleetEndToEnd(t *testing.T) {
 		t.Skipf("netlab: %v", err)
 	}
 	promBin := lookTool(t, "prometheus")
+	var vmBin, vmalertBin string
+	if store == storeVictoriaMetrics {
+		vmBin, vmalertBin = lookVMTool(t, "victoria-metrics"), lookVMTool(t, "vmalert")
+	}
 	if _, err := netlab.ChronydPath(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%v, and CI is set", err)
@@ -89,7 +111,12 @@ func TestFleetEndToEnd(t *testing.T) {
 	lab.StartChronyd(centre, 2)
 
 	ruleFile := fleetRules(t, dir)
-	central := startCentralPrometheus(t, lab, dir, promBin, ruleFile)
+	var central *promServer
+	if store == storeVictoriaMetrics {
+		central = startCentralVictoriaMetrics(t, lab, dir, vmBin, vmalertBin, ruleFile)
+	} else {
+		central = startCentralPrometheus(t, lab, dir, promBin, ruleFile)
+	}
 	for i, site := range fleetSites {
 		startSite(t, lab, i, site, dir, bin, promBin)
 	}
@@ -237,16 +264,81 @@ func startCentralPrometheus(t *testing.T, lab *netlab.Fleet, dir, promBin, ruleF
 		"--enable-feature=native-histograms",
 		"--query.lookback-delta="+fleetLookback,
 		"--storage.tsdb.path="+filepath.Join(cdir, "data"),
-		"--web.listen-address=0.0.0.0:9090")
-	p := &promServer{base: "http://" + net.JoinHostPort(lab.CentreIP(0).String(), "9090"), logs: logs, client: nsClient(lab, lab.Centre())}
+		"--web.listen-address=0.0.0.0:"+centralPort)
+	p := &promServer{base: "http://" + net.JoinHostPort(lab.CentreIP(0).String(), centralPort), logs: logs, client: nsClient(lab, lab.Centre())}
 	waitHTTPVia(t, p.client, 60*time.Second, "central prometheus", p.base+"/-/ready", logs)
 	return p
+}
+
+// centralPort is the central store's port on every address of the centre.
+const centralPort = "9090"
+
+// lookVMTool finds a binary of Debian's victoria-metrics package: skip
+// without it, except in CI.
+func lookVMTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not installed (apt-get install victoria-metrics), and CI is set: %v", name, err)
+		}
+		t.Skipf("%s not installed (apt-get install victoria-metrics): %v", name, err)
+	}
+	return p
+}
+
+// startCentralVictoriaMetrics runs the central store as VictoriaMetrics
+// (receiving remote writes on /api/v1/write, answering the Prometheus query
+// API) with vmalert evaluating the rules against it. vmalert writes the
+// recording rules' results and ALERTS back into VictoriaMetrics, and sends
+// its notifications to a receiver of the test's in the centre. The
+// staleness and the latency offset are shortened like the Prometheus
+// lookback, and the result cache is off: the test asks about data that
+// arrives late (the WAL's backlog).
+func startCentralVictoriaMetrics(t *testing.T, lab *netlab.Fleet, dir, vmBin, vmalertBin, ruleFile string) *promServer {
+	t.Helper()
+	cdir := filepath.Join(dir, "central")
+	if err := os.Mkdir(cdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	client := nsClient(lab, lab.Centre())
+	logs := startProcess(t, "victoria-metrics", "ip", "netns", "exec", lab.Centre(), vmBin,
+		"-storageDataPath="+filepath.Join(cdir, "data"),
+		"-httpListenAddr=0.0.0.0:"+centralPort,
+		"-search.latencyOffset=1s",
+		"-search.maxStalenessInterval="+fleetLookback,
+		"-search.disableCache")
+	base := "http://" + net.JoinHostPort(lab.CentreIP(0).String(), centralPort)
+	waitHTTPVia(t, client, 60*time.Second, "victoria-metrics", base+"/health", logs)
+
+	// vmalert wants somewhere to send notifications: a receiver that
+	// accepts them.
+	ln := lab.ListenTCP(lab.Centre(), "127.0.0.1:0")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+		w.WriteHeader(http.StatusOK)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	vmURL := "http://127.0.0.1:" + centralPort
+	vlogs := startProcess(t, "vmalert", "ip", "netns", "exec", lab.Centre(), vmalertBin,
+		"-rule="+ruleFile,
+		"-datasource.url="+vmURL,
+		"-datasource.queryStep="+fleetLookback,
+		"-remoteWrite.url="+vmURL,
+		"-notifier.url=http://"+ln.Addr().String(),
+		"-evaluationInterval=1s",
+		"-httpListenAddr=127.0.0.1:8880")
+	waitHTTPVia(t, client, 60*time.Second, "vmalert", "http://127.0.0.1:8880/health", vlogs)
+	return &promServer{base: base, logs: logs, client: client}
 }
 
 // startSite runs site i's agent and its Prometheus agent inside the site's
 // namespace. The agent's checks go to the centre's two service addresses;
 // the Prometheus agent remote-writes to the centre's address on the site's
-// own link (its line to the central store).
+// own link (its line to the central store), on /api/v1/write: the path of
+// both Prometheus' receiver and VictoriaMetrics.
 func startSite(t *testing.T, lab *netlab.Fleet, i int, site, dir, bin, promBin string) {
 	t.Helper()
 	sdir := filepath.Join(dir, site)
@@ -302,7 +394,7 @@ checks:
 		{"scrape_interval: 30s", "scrape_interval: " + fleetScrape},
 		{"site: shop-berlin", "site: " + site},
 		{"username: shop-berlin", "username: " + site},
-		{"url: https://metrics.example.net/api/v1/push", fmt.Sprintf("url: http://10.%s.1:9090/api/v1/write", siteLinkPrefix(lab, i))},
+		{"url: https://metrics.example.net/api/v1/push", fmt.Sprintf("url: http://10.%s.1:%s/api/v1/write", siteLinkPrefix(lab, i), centralPort)},
 		{"password_file: /etc/prometheus/remote-write.password", "password_file: " + password},
 	} {
 		if n := strings.Count(text, r[0]); n != 1 {
