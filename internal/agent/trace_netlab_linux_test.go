@@ -3,21 +3,15 @@
 package agent
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connprobe/connprobe/internal/netlab"
-	"github.com/connprobe/connprobe/internal/scheduler"
-	"github.com/connprobe/connprobe/probe"
 )
 
 // The agent traces a failing check in a two-router lab, exports where it
@@ -55,26 +49,12 @@ func TestAgentTraceHelperProcess(t *testing.T) {
 }
 
 func runAgentTrace(t *testing.T, in agentTraceInput) agentTraceOutput {
-	cfg := filepath.Join(t.TempDir(), "c.yml")
-	if err := os.WriteFile(cfg, []byte(in.Config), 0o600); err != nil {
-		return agentTraceOutput{Error: err.Error()}
-	}
-	a, err := New(Options{ConfigFile: cfg, ListenAddrs: []string{"127.0.0.1:0"},
-		Trace: scheduler.TraceOptions{Trace: probe.Trace}})
+	scrape, stop, err := labAgent(t.TempDir(), in.Config)
 	if err != nil {
 		return agentTraceOutput{Error: err.Error()}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 
-	scrape := func() string {
-		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		b, _ := io.ReadAll(rec.Result().Body)
-		return string(b)
-	}
 	runs := func(body string) int {
 		n := 0
 		for _, l := range strings.Split(body, "\n") {

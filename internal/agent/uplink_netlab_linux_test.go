@@ -3,21 +3,15 @@
 package agent
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connprobe/connprobe/internal/netlab"
-	"github.com/connprobe/connprobe/internal/scheduler"
-	"github.com/connprobe/connprobe/probe"
 )
 
 // The agent's uplink verdict in a two-router lab: the gateway loses its
@@ -46,26 +40,15 @@ func TestAgentUplinkHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := func() agentUplinkOutput {
-		cfg := filepath.Join(t.TempDir(), "c.yml")
-		if err := os.WriteFile(cfg, []byte(in.Config), 0o600); err != nil {
-			return agentUplinkOutput{Error: err.Error()}
-		}
-		a, err := New(Options{ConfigFile: cfg, ListenAddrs: []string{"127.0.0.1:0"},
-			Trace: scheduler.TraceOptions{Trace: probe.Trace}})
+		scrape, stop, err := labAgent(t.TempDir(), in.Config)
 		if err != nil {
 			return agentUplinkOutput{Error: err.Error()}
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		defer func() { cancel(); <-done }()
+		defer stop()
 		var lines []string
 		for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			rec := httptest.NewRecorder()
-			a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-			b, _ := io.ReadAll(rec.Result().Body)
 			lines = nil
-			for _, l := range strings.Split(string(b), "\n") {
+			for _, l := range strings.Split(scrape(), "\n") {
 				if strings.HasPrefix(l, "connprobe_uplink_") {
 					lines = append(lines, l)
 				}
