@@ -3,8 +3,6 @@
 package netlab
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -47,36 +45,14 @@ func NewFleet(t testing.TB, n int) *Fleet {
 	if n < 1 || n > 50 {
 		t.Fatalf("netlab: NewFleet with %d sites; 1 to 50", n)
 	}
-	if err := Available(); err != nil {
-		t.Skipf("netlab: %v", err)
-	}
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("netlab: random name: %v", err)
-	}
-	id := hex.EncodeToString(b[:])
-	f := &Fleet{
-		Lab:    &Lab{t: t, id: id, net: 10 + b[0]%200},
-		centre: "nl" + id + "x",
-	}
+	f := &Fleet{Lab: newBareLab(t)}
+	id := f.id
+	f.centre = "nl" + id + "x"
 	for i := 1; i <= n; i++ {
 		f.sites = append(f.sites, fmt.Sprintf("nl%s%dh", id, i))
 		f.routers = append(f.routers, fmt.Sprintf("nl%s%dr", id, i))
 	}
-	all := append(append([]string{f.centre}, f.sites...), f.routers...)
-	for i, ns := range all {
-		if out, err := runCmd(nil, "ip", "netns", "add", ns); err != nil {
-			if i == 0 {
-				t.Skipf("netlab: cannot create network namespaces here (%v: %s); needs CAP_SYS_ADMIN", err, out)
-			}
-			t.Fatalf("netlab: ip netns add %s: %v: %s", ns, err, out)
-		}
-		t.Cleanup(func() {
-			if out, err := runCmd(nil, "ip", "netns", "del", ns); err != nil {
-				t.Errorf("netlab: ip netns del %s: %v: %s", ns, err, out)
-			}
-		})
-	}
+	addNamespaces(t, append(append([]string{f.centre}, f.sites...), f.routers...))
 	for _, ns := range f.routers {
 		f.mustDo(ns, func() error { return writeSysctl("net/ipv4/ip_forward", "1") })
 	}

@@ -107,6 +107,23 @@ func NewTwoRouter(t testing.TB) *Lab {
 
 func newLab(t testing.TB, twoRouters bool) *Lab {
 	t.Helper()
+	l := newBareLab(t)
+	id := l.id
+	l.client = "nl" + id + "c" // 11 characters, under IFNAMSIZ like any device name
+	l.router = "nl" + id + "r"
+	l.server = "nl" + id + "s"
+	if twoRouters {
+		l.isp = "nl" + id + "i"
+	}
+	addNamespaces(t, l.namespaces())
+	l.setup()
+	return l
+}
+
+// newBareLab skips when no lab can run here, and otherwise returns a Lab
+// with its random id and subnet number but no namespaces yet.
+func newBareLab(t testing.TB) *Lab {
+	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("netlab: %v", err)
 	}
@@ -114,19 +131,14 @@ func newLab(t testing.TB, twoRouters bool) *Lab {
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatalf("netlab: random name: %v", err)
 	}
-	id := hex.EncodeToString(b[:])
-	l := &Lab{
-		t:      t,
-		id:     id,
-		net:    10 + b[0]%200,
-		client: "nl" + id + "c", // 11 characters, under IFNAMSIZ like any device name
-		router: "nl" + id + "r",
-		server: "nl" + id + "s",
-	}
-	if twoRouters {
-		l.isp = "nl" + id + "i"
-	}
-	for i, ns := range l.namespaces() {
+	return &Lab{t: t, id: hex.EncodeToString(b[:]), net: 10 + b[0]%200}
+}
+
+// addNamespaces creates the namespaces and deletes them on cleanup. It
+// skips the test when the first cannot be created (no CAP_SYS_ADMIN).
+func addNamespaces(t testing.TB, names []string) {
+	t.Helper()
+	for i, ns := range names {
 		if out, err := runCmd(nil, "ip", "netns", "add", ns); err != nil {
 			if i == 0 {
 				t.Skipf("netlab: cannot create network namespaces here (%v: %s); needs CAP_SYS_ADMIN", err, out)
@@ -139,8 +151,6 @@ func newLab(t testing.TB, twoRouters bool) *Lab {
 			}
 		})
 	}
-	l.setup()
-	return l
 }
 
 // namespaces lists the lab's namespaces, client first.
