@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/connprobe/connprobe/internal/buildinfo"
+	"github.com/connprobe/connprobe/internal/fdlimit"
 	"github.com/connprobe/connprobe/internal/gateway"
 	"github.com/connprobe/connprobe/internal/metrics"
 	"github.com/connprobe/connprobe/internal/results"
@@ -85,7 +86,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{opts: opts, logger: opts.Logger, store: results.New(), registry: metrics.NewRegistry()}
 	a.sched = scheduler.New(scheduler.Options{
-		MaxConcurrent: opts.MaxConcurrent,
+		MaxConcurrent: a.concurrency(),
 		Run:           a.run,
 		Sink:          a.record,
 		Trace:         opts.Trace,
@@ -115,6 +116,29 @@ func New(opts Options) (*Agent, error) {
 		Status:   a.pageStatus,
 	})
 	return a, nil
+}
+
+// concurrency is --scheduler.max-concurrent fitted to the descriptor
+// limit, so that probes never starve each other (or the web server) of
+// descriptors: healthy checks would read down, reason local.
+func (a *Agent) concurrency() int {
+	requested := a.opts.MaxConcurrent
+	if requested <= 0 {
+		requested = scheduler.DefaultMaxConcurrent
+	}
+	s, err := fdlimit.Size(requested)
+	if err != nil {
+		a.logger.Warn("cannot read the file descriptor limit; probe concurrency as configured", "max_concurrent", requested, "err", err)
+		return requested
+	}
+	if s.Lowered() {
+		a.logger.Warn("probe concurrency lowered to fit the file descriptor limit (raise it with ulimit -n or LimitNOFILE=)",
+			"max_concurrent", s.Effective, "requested", s.Requested, "nofile_soft", s.Soft, "nofile_hard", s.Hard,
+			"reserved", fdlimit.Reserve, "per_probe", fdlimit.PerProbe)
+	} else {
+		a.logger.Info("probe concurrency", "max_concurrent", s.Effective, "nofile_soft", s.Soft, "nofile_hard", s.Hard, "raised", s.Raised)
+	}
+	return s.Effective
 }
 
 // gatewayTTL is how long a reading of the routing table is reused.
