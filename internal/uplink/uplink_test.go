@@ -495,3 +495,17 @@ func TestInferGatewayNamedInDetail(t *testing.T) {
 		t.Errorf("%+v, want unknown", v)
 	}
 }
+
+// TestInferThroughProxy: a success through a proxy (its result's address
+// reads "via proxy host:port") reached the internet; a proxied failure has
+// no path and counts neither way.
+func TestInferThroughProxy(t *testing.T) {
+	lan := gateway.Host{Gateways: gws, Subnets: []netip.Prefix{netip.MustParsePrefix("192.168.1.23/24")}}
+	via := Evidence{Host: "login.datev.de", Address: "via proxy 192.168.1.5:3128", Family: "proxy", Answered: true, Up: true, Reason: probe.ReasonOK}
+	if v := Infer([]Evidence{via, noRoute("a.example", "203.0.113.1", gw4)}, lan); v.State != StateUp {
+		t.Errorf("proxied success: %+v, want up", v)
+	}
+	denied := Evidence{Host: "login.datev.de", Address: "via proxy 192.168.1.5:3128", Family: "proxy", Reason: probe.ReasonProxyDenied}
+	ev := []Evidence{denied, noRoute("a.example", "203.0.113.1", gw4), noRoute("b.example", "203.0.113.2", gw4)}
+	assertPlace(t, Infer(ev, lan), Verdict{State: StateDown, Location: probe.PathGateway, Hop: 1, Address: gw4, Gateway: gw4, Destinations: 2})
+}
