@@ -11,10 +11,11 @@ remove | 0) ;;
 *) exit 0 ;;
 esac
 
+# The site's Prometheus agent too, if it was enabled (see README, Many sites).
 if [ -d /run/systemd/system ]; then
-	systemctl stop connprobe.service || true
+	systemctl stop connprobe.service connprobe-prometheus-agent.service || true
 fi
 if command -v systemctl >/dev/null 2>&1; then
-	systemctl disable connprobe.service >/dev/null 2>&1 || true
+	systemctl disable connprobe.service connprobe-prometheus-agent.service >/dev/null 2>&1 || true
 fi
 exit 0

@@ -380,13 +380,21 @@ checks:
 	waitHTTPVia(t, client, 60*time.Second, site+" agent", "http://127.0.0.1:9469/-/healthy", logs)
 
 	// The shipped agent configuration, with only the URL, the site, the
-	// scrape interval and the password file's path substituted.
-	shipped, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "prometheus", "prometheus-agent.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// scrape interval and the password file's path substituted: at the
+	// last site the .deb's pair (connprobe-prometheus-agent.service's
+	// command line and the configuration it reads), at the others the
+	// example for a Prometheus of one's own.
 	password := filepath.Join(sdir, "remote-write.password")
 	if err := os.WriteFile(password, []byte("fleet-test\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	cfgName, passwordPath := "prometheus-agent.yml", "/etc/prometheus/remote-write.password"
+	packaged := i == len(fleetSites)-1
+	if packaged {
+		cfgName, passwordPath = "connprobe-prometheus-agent.yml", "/run/credentials/connprobe-prometheus-agent.service/remote-write.password"
+	}
+	shipped, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "prometheus", cfgName))
+	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(shipped)
@@ -395,10 +403,10 @@ checks:
 		{"site: shop-berlin", "site: " + site},
 		{"username: shop-berlin", "username: " + site},
 		{"url: https://metrics.example.net/api/v1/push", fmt.Sprintf("url: http://10.%s.1:%s/api/v1/write", siteLinkPrefix(lab, i), centralPort)},
-		{"password_file: /etc/prometheus/remote-write.password", "password_file: " + password},
+		{"password_file: " + passwordPath, "password_file: " + password},
 	} {
 		if n := strings.Count(text, r[0]); n != 1 {
-			t.Fatalf("deploy/prometheus/prometheus-agent.yml: %q occurs %d times, the test substitutes it once", r[0], n)
+			t.Fatalf("deploy/prometheus/%s: %q occurs %d times, the test substitutes it once", cfgName, r[0], n)
 		}
 		text = strings.Replace(text, r[0], r[1], 1)
 	}
@@ -406,12 +414,54 @@ checks:
 	if err := os.WriteFile(agentCfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	plogs := startProcess(t, site+" prometheus agent", "ip", "netns", "exec", ns, promBin,
-		"--enable-feature=agent,native-histograms",
-		"--config.file="+agentCfg,
-		"--storage.agent.path="+filepath.Join(sdir, "agent-data"),
-		"--web.listen-address=127.0.0.1:9090")
-	waitHTTPVia(t, client, 60*time.Second, site+" prometheus agent", "http://127.0.0.1:9090/-/ready", plogs)
+	args := []string{"--enable-feature=agent,native-histograms", "--config.file=" + agentCfg,
+		"--storage.agent.path=" + filepath.Join(sdir, "agent-data"), "--web.listen-address=" + siteAgentAddr}
+	if packaged {
+		args = unitPrometheusArgs(t, map[string]string{
+			"/etc/connprobe/prometheus-agent.yml": agentCfg,
+			"/var/lib/connprobe-prometheus-agent": filepath.Join(sdir, "agent-data"),
+			"127.0.0.1:9091":                      siteAgentAddr,
+		})
+	}
+	plogs := startProcess(t, site+" prometheus agent", "ip", append([]string{"netns", "exec", ns, promBin}, args...)...)
+	waitHTTPVia(t, client, 60*time.Second, site+" prometheus agent", "http://"+siteAgentAddr+"/-/ready", plogs)
+}
+
+// siteAgentAddr is where a site's Prometheus agent listens, inside the site.
+const siteAgentAddr = "127.0.0.1:9090"
+
+// unitPrometheusArgs returns the flags of ExecStart in
+// connprobe-prometheus-agent.service with the paths replaced; every one of
+// them must occur.
+func unitPrometheusArgs(t *testing.T, replace map[string]string) []string {
+	t.Helper()
+	const unit = "deploy/systemd/connprobe-prometheus-agent.service"
+	b, err := os.ReadFile(filepath.Join(repoRoot, unit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "ExecStart=/usr/bin/prometheus "); ok {
+			fields = strings.Fields(rest)
+		}
+	}
+	if len(fields) == 0 {
+		t.Fatalf("%s: no ExecStart=/usr/bin/prometheus ...", unit)
+	}
+	for from, to := range replace {
+		n := 0
+		for i, f := range fields {
+			if strings.Contains(f, from) {
+				fields[i] = strings.Replace(f, from, to, 1)
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%s: ExecStart has %q %d times, the test replaces it once", unit, from, n)
+		}
+	}
+	return fields
 }
 
 // siteLinkPrefix is "N.(100+i)" of the centre's address on site i's link.
@@ -594,7 +644,7 @@ type agentCounters struct {
 // readAgentCounters reads site i's Prometheus agent's counters.
 func readAgentCounters(t *testing.T, lab *netlab.Fleet, i int) agentCounters {
 	t.Helper()
-	resp, err := nsClient(lab, lab.Site(i)).Get("http://127.0.0.1:9090/metrics")
+	resp, err := nsClient(lab, lab.Site(i)).Get("http://" + siteAgentAddr + "/metrics")
 	if err != nil {
 		t.Fatalf("site %d prometheus agent metrics: %v", i, err)
 	}

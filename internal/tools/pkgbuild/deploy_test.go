@@ -102,6 +102,45 @@ func TestUnitVerify(t *testing.T) {
 	}
 }
 
+// TestSiteAgentUnitVerify runs systemd's parser over the site's Prometheus
+// agent unit (ExecStart's binary must exist: Debian's prometheus package)
+// and checks what the README promises of it: disabled until the site is
+// configured, the password only through LoadCredential, the packaged
+// configuration naming that credential.
+func TestSiteAgentUnitVerify(t *testing.T) {
+	t.Parallel()
+	const unitFile = "deploy/systemd/connprobe-prometheus-agent.service"
+	text := readFile(t, filepath.Join(repoRoot(t), unitFile))
+	unit := unitDirectives(t, text)
+	for key, want := range map[string]string{
+		"Service.DynamicUser":      "yes",
+		"Service.StateDirectory":   "connprobe-prometheus-agent",
+		"Service.LoadCredential":   "remote-write.password:/etc/connprobe/remote-write.password",
+		"Unit.ConditionPathExists": "/usr/bin/prometheus",
+	} {
+		if got := unit[key]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %s = %q, want %q", unitFile, key, got, want)
+		}
+	}
+	exec0 := unit["Service.ExecStart"]
+	if len(exec0) != 1 || !strings.Contains(exec0[0], "--config.file=/etc/connprobe/prometheus-agent.yml") ||
+		!strings.Contains(exec0[0], "--storage.agent.path=/var/lib/connprobe-prometheus-agent") {
+		t.Errorf("%s: ExecStart %q: not the packaged configuration and state directory", unitFile, exec0)
+	}
+	cfg := readFile(t, filepath.Join(repoRoot(t), "deploy/prometheus/connprobe-prometheus-agent.yml"))
+	if !strings.Contains(cfg, "password_file: /run/credentials/connprobe-prometheus-agent.service/remote-write.password\n") {
+		t.Errorf("connprobe-prometheus-agent.yml does not read the password from the unit's credential")
+	}
+	if _, err := os.Stat("/usr/bin/prometheus"); err != nil {
+		t.Skipf("systemd-analyze verify needs ExecStart's binary: %v (apt-get install prometheus)", err)
+	}
+	requireTool(t, "systemd-analyze")
+	out, err := exec.Command("systemd-analyze", "verify", filepath.Join(repoRoot(t), unitFile)).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
 func TestDefaultFile(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "sh")
@@ -163,9 +202,9 @@ func TestMaintainerScripts(t *testing.T) {
 		{"postinstall", []string{"1"}, []string{"enable connprobe.service"}, []string{"start", "restart"}},                               // rpm install
 		{"postinstall", []string{"2"}, nil, []string{"enable", "start connprobe.service", "restart connprobe.service"}},                  // rpm upgrade
 		{"postinstall", []string{"abort-upgrade", "1.0.0"}, nil, []string{"enable", "start", "stop"}},                                    // deb rollback
-		{"preremove", []string{"remove"}, []string{"disable connprobe.service"}, []string{"enable"}},                                     // deb remove
+		{"preremove", []string{"remove"}, []string{"disable connprobe.service connprobe-prometheus-agent.service"}, []string{"enable"}},  // deb remove
 		{"preremove", []string{"upgrade", "1.0.0"}, nil, []string{"disable", "stop"}},                                                    // deb upgrade
-		{"preremove", []string{"0"}, []string{"disable connprobe.service"}, []string{"enable"}},                                          // rpm erase
+		{"preremove", []string{"0"}, []string{"disable connprobe.service connprobe-prometheus-agent.service"}, []string{"enable"}},       // rpm erase
 		{"preremove", []string{"1"}, nil, []string{"disable", "stop"}},                                                                   // rpm upgrade
 		{"postremove", []string{"purge"}, nil, []string{"enable", "disable", "start", "stop"}},                                           // deb purge
 	}

@@ -74,6 +74,8 @@ func checkDeb(t *testing.T, deb string, tgt target) {
 	for _, p := range []string{
 		"./usr/bin/connprobe",
 		"./lib/systemd/system/connprobe.service",
+		"./lib/systemd/system/connprobe-prometheus-agent.service",
+		"./etc/connprobe/prometheus-agent.yml",
 		"./etc/default/connprobe",
 		"./etc/connprobe/connprobe.yml",
 		"./usr/share/doc/connprobe/README.md",
@@ -107,7 +109,7 @@ func checkDeb(t *testing.T, deb string, tgt target) {
 	ctl := t.TempDir()
 	cmdOut(t, "dpkg-deb", "-e", deb, ctl)
 	conffiles := readFile(t, filepath.Join(ctl, "conffiles"))
-	for _, c := range []string{"/etc/connprobe/connprobe.yml", "/etc/default/connprobe"} {
+	for _, c := range []string{"/etc/connprobe/connprobe.yml", "/etc/default/connprobe", "/etc/connprobe/prometheus-agent.yml"} {
 		if !strings.Contains(conffiles, c+"\n") {
 			t.Errorf("conffiles lacks %s:\n%s", c, conffiles)
 		}
@@ -160,6 +162,8 @@ func checkRPM(t *testing.T, rpm string) {
 	for _, p := range []string{
 		"/usr/bin/connprobe",
 		"/usr/lib/systemd/system/connprobe.service",
+		"/usr/lib/systemd/system/connprobe-prometheus-agent.service",
+		"/etc/connprobe/prometheus-agent.yml",
 		"/etc/default/connprobe",
 		"/etc/connprobe/connprobe.yml",
 		"/usr/share/doc/connprobe/README.md",
@@ -357,7 +361,8 @@ func TestProfilesGlob(t *testing.T) {
 	fake := t.TempDir()
 	for _, f := range []string{"deploy/nfpm.yaml", "deploy/systemd/connprobe.service", "deploy/default/connprobe",
 		"deploy/config/connprobe.yml", "deploy/scripts/postinstall.sh", "deploy/scripts/preremove.sh",
-		"deploy/scripts/postremove.sh", "README.md", "targets/profiles/README.md"} {
+		"deploy/scripts/postremove.sh", "README.md", "targets/profiles/README.md",
+		"deploy/systemd/connprobe-prometheus-agent.service", "deploy/prometheus/connprobe-prometheus-agent.yml"} {
 		writeFile(t, filepath.Join(fake, f), readFile(t, filepath.Join(root, f)))
 	}
 	bin := filepath.Join(fake, "connprobe")
