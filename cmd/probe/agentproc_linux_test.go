@@ -1,0 +1,250 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// The long-running tests (reload under load, soak) drive the real binary:
+// SIGHUP is only handled there, and its goroutines, descriptors and heap are
+// then the agent's alone, not the test's.
+
+// syncBuffer collects the agent's logs, written by exec's copier and read
+// by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// agentProc is one running agent binary.
+type agentProc struct {
+	cmd    *exec.Cmd
+	base   string
+	logs   *syncBuffer
+	client *http.Client
+}
+
+// startAgentProc runs bin as the agent on cfg, waits until it is ready and
+// stops it with SIGTERM when the test ends (failing if it does not exit
+// cleanly within 15s).
+func startAgentProc(t *testing.T, bin, cfg string) *agentProc {
+	t.Helper()
+	webPort := freePort(t)
+	p := &agentProc{
+		base:   fmt.Sprintf("http://127.0.0.1:%d", webPort),
+		logs:   &syncBuffer{},
+		client: &http.Client{Timeout: 10 * time.Second},
+	}
+	p.cmd = exec.Command(bin, "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", webPort))
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.client.CloseIdleConnections()
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		waited := make(chan error, 1)
+		go func() { waited <- p.cmd.Wait() }()
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Errorf("agent exited with %v after SIGTERM\n%s", err, p.logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("agent did not stop within 15s of SIGTERM")
+			_ = p.cmd.Process.Kill()
+			<-waited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := p.client.Get(p.base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ready within 30s\n%s", p.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (p *agentProc) pid() int { return p.cmd.Process.Pid }
+
+// scrape parses /metrics with expfmt.
+func (p *agentProc) scrape(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := p.client.Get(p.base + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v\n%s", err, p.logs.String())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return fams
+}
+
+// reloadPOST asks for a reload over HTTP and returns the status code.
+func (p *agentProc) reloadPOST(t *testing.T) int {
+	t.Helper()
+	resp, err := p.client.Post(p.base+"/-/reload", "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST /-/reload: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (p *agentProc) sighup(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openFDs counts the agent's open descriptors.
+func (p *agentProc) openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// metricValue is the value of a gauge, counter or untyped sample.
+func metricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	default:
+		return m.GetUntyped().GetValue()
+	}
+}
+
+// single is the value of an unlabelled metric; ok is false without one.
+func single(fams map[string]*dto.MetricFamily, name string) (float64, bool) {
+	f := fams[name]
+	if f == nil || len(f.Metric) != 1 {
+		return 0, false
+	}
+	return metricValue(f.Metric[0]), true
+}
+
+func labelOf(m *dto.Metric, name string) string {
+	for _, lp := range m.Label {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
+
+// runsByCheck sums connprobe_check_runs_total over reasons and results per
+// check name.
+func runsByCheck(fams map[string]*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	if f := fams["connprobe_check_runs_total"]; f != nil {
+		for _, m := range f.Metric {
+			out[labelOf(m, "check")] += metricValue(m)
+		}
+	}
+	return out
+}
+
+// countingListener accepts on addr until closed. Each accepted connection is
+// counted; hold keeps it open (reading, for at most 5s) until the client
+// closes it, as a server that never speaks first; otherwise it is closed
+// at once.
+type countingListener struct {
+	net.Listener
+	accepts atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func listenCounting(t *testing.T, addr string, hold bool) *countingListener {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveCounting(l, hold, nil)
+}
+
+// serveCounting serves l; accepts go to c if non-nil (so that a listener
+// reopened on the same port keeps its count).
+func serveCounting(l net.Listener, hold bool, c *countingListener) *countingListener {
+	if c == nil {
+		c = &countingListener{}
+	}
+	c.Listener = l
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.accepts.Add(1)
+			if !hold {
+				conn.Close()
+				continue
+			}
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	return c
+}
+
+// stop closes the listener and waits for its goroutines.
+func (c *countingListener) stop() {
+	c.Close()
+	c.wg.Wait()
+}
