@@ -105,38 +105,70 @@ func (p *agentProc) pid() int { return p.cmd.Process.Pid }
 // scrape parses /metrics with expfmt.
 func (p *agentProc) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := p.client.Get(p.base + "/metrics")
+	fams, err := p.metrics()
 	if err != nil {
-		t.Fatalf("GET /metrics: %v\n%s", err, p.logs.String())
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
+		t.Fatalf("%v\n%s", err, tail(p.logs.String()))
 	}
 	return fams
 }
 
-// reloadPOST asks for a reload over HTTP and returns the status code.
-func (p *agentProc) reloadPOST(t *testing.T) int {
-	t.Helper()
-	resp, err := p.client.Post(p.base+"/-/reload", "text/plain", nil)
+func (p *agentProc) metrics() (map[string]*dto.MetricFamily, error) {
+	resp, err := p.client.Get(p.base + "/metrics")
 	if err != nil {
-		t.Fatalf("POST /-/reload: %v", err)
+		return nil, fmt.Errorf("GET /metrics: %w", err)
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("parsing /metrics: %w", err)
+	}
+	return fams, nil
 }
 
-func (p *agentProc) sighup(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+// reload reloads the agent by SIGHUP or POST /-/reload and waits until
+// connprobe_config_last_reload_successful says valid; it returns that
+// scrape. The caller alternates valid and invalid configurations, so the
+// gauge flips at every reload and a SIGHUP reload is seen to have happened
+// (POST answers when it has). It returns errors rather than failing the
+// test, so that a goroutine of the test may call it.
+func (p *agentProc) reload(bySignal, valid bool) (map[string]*dto.MetricFamily, error) {
+	if bySignal {
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			return nil, err
+		}
+	} else {
+		resp, err := p.client.Post(p.base+"/-/reload", "text/plain", nil)
+		if err != nil {
+			return nil, fmt.Errorf("POST /-/reload: %w", err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if want := map[bool]int{true: http.StatusOK, false: http.StatusInternalServerError}[valid]; resp.StatusCode != want {
+			return nil, fmt.Errorf("POST /-/reload: status %d, want %d", resp.StatusCode, want)
+		}
+	}
+	want := map[bool]float64{true: 1, false: 0}[valid]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fams, err := p.metrics()
+		if err != nil {
+			return nil, err
+		}
+		got, ok := single(fams, "connprobe_config_last_reload_successful")
+		if !ok {
+			return nil, fmt.Errorf("/metrics lacks connprobe_config_last_reload_successful")
+		}
+		if got == want {
+			return fams, nil
+		}
+		if !bySignal || time.Now().After(deadline) {
+			return nil, fmt.Errorf("connprobe_config_last_reload_successful %v, want %v\n%s", got, want, tail(p.logs.String()))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -247,4 +279,22 @@ func serveCounting(l net.Listener, hold bool, c *countingListener) *countingList
 func (c *countingListener) stop() {
 	c.Close()
 	c.wg.Wait()
+}
+
+// tail is the end of the agent's logs, for failure messages.
+func tail(logs string) string {
+	const n = 4000
+	if len(logs) > n {
+		return "...\n" + logs[len(logs)-n:]
+	}
+	return logs
+}
+
+// invalidConfigs are rejected by the loader for different reasons: an
+// unknown kind, broken YAML, a port out of range, too short an interval.
+var invalidConfigs = []string{
+	"checks:\n  - {name: x, kind: nosuchkind, host: 127.0.0.1, port: 1}\n",
+	"checks: [oops\n",
+	"checks:\n  - {name: x, kind: tcp, host: 127.0.0.1, port: 70000}\n",
+	"defaults: {interval: 100ms}\nchecks:\n  - {name: x, kind: tcp, host: 127.0.0.1, port: 1}\n",
 }
