@@ -2,19 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 func writeFile(t *testing.T, dir, name, body string) string {
@@ -131,89 +125,6 @@ func TestCheckJSONOutput(t *testing.T) {
 		t.Errorf(`stdout lacks "uplink": null:
 %s`, out.String())
 	}
-}
-
-// TestAgentReloadsOnSIGHUP runs the real binary and reloads it with a signal.
-func TestAgentReloadsOnSIGHUP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "probe")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	open := l.Addr().(*net.TCPAddr).Port
-	dir := t.TempDir()
-	cfg := writeFile(t, dir, "c.yml", fmt.Sprintf("defaults: {interval: 1s, timeout: 500ms}\nchecks:\n  - {name: first, kind: tcp, host: 127.0.0.1, port: %d}\n", open))
-	webPort := freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", webPort)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", webPort))
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
-		select {
-		case err := <-waited:
-			if err != nil {
-				t.Errorf("agent exited with %v after SIGTERM\n%s", err, logs.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("agent did not stop within 15s of SIGTERM")
-			_ = cmd.Process.Kill()
-		}
-	}()
-
-	scrape := func() string {
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-		return string(b)
-	}
-	waitUntil := func(what string, cond func(string) bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			if cond(scrape()) {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("timed out waiting for %s\nlogs:\n%s", what, logs.String())
-	}
-	waitUntil("first check up", func(m string) bool { return strings.Contains(m, `connprobe_check_up{check="first"`) })
-
-	writeFile(t, dir, "c.yml", fmt.Sprintf("defaults: {interval: 1s, timeout: 500ms}\nchecks:\n  - {name: second, kind: tcp, host: 127.0.0.1, port: %d}\n", open))
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil("second check after SIGHUP", func(m string) bool {
-		return strings.Contains(m, `connprobe_check_up{check="second"`) && !strings.Contains(m, `check="first"`)
-	})
-
-	writeFile(t, dir, "c.yml", "checks: [oops\n")
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil("reload failure metric", func(m string) bool {
-		return strings.Contains(m, "connprobe_config_last_reload_successful 0") && strings.Contains(m, `check="second"`)
-	})
 }
 
 // labProfile has one check against a local listener and one that needs a

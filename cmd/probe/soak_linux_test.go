@@ -271,3 +271,13 @@ func freeUDPPort(t *testing.T, host string) int {
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
+
+// openFDs counts the agent's open descriptors.
+func (p *agentProc) openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build !windows
 
 package main
 
@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -21,7 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// The long-running tests (reload under load, soak) drive the real binary:
+// The agent tests (SIGHUP, reload under load, soak) drive the real binary:
 // SIGHUP is only handled there, and its goroutines, descriptors and heap are
 // then the agent's alone, not the test's.
 
@@ -172,16 +171,6 @@ func (p *agentProc) reload(bySignal, valid bool) (map[string]*dto.MetricFamily, 
 	}
 }
 
-// openFDs counts the agent's open descriptors.
-func (p *agentProc) openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // metricValue is the value of a gauge, counter or untyped sample.
 func metricValue(m *dto.Metric) float64 {
 	switch {
@@ -297,4 +286,54 @@ var invalidConfigs = []string{
 	"checks: [oops\n",
 	"checks:\n  - {name: x, kind: tcp, host: 127.0.0.1, port: 70000}\n",
 	"defaults: {interval: 100ms}\nchecks:\n  - {name: x, kind: tcp, host: 127.0.0.1, port: 1}\n",
+}
+
+// TestAgentReloadsOnSIGHUP runs the real binary and reloads it with a signal.
+func TestAgentReloadsOnSIGHUP(t *testing.T) {
+	bin := buildProbe(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	open := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yml", fmt.Sprintf("defaults: {interval: 1s, timeout: 500ms}\nchecks:\n  - {name: first, kind: tcp, host: 127.0.0.1, port: %d}\n", open))
+	p := startAgentProc(t, bin, cfg)
+
+	// checks are the check names with a connprobe_check_up series.
+	checks := func() map[string]bool {
+		out := map[string]bool{}
+		if f := p.scrape(t)["connprobe_check_up"]; f != nil {
+			for _, m := range f.Metric {
+				out[labelOf(m, "check")] = true
+			}
+		}
+		return out
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\nlogs:\n%s", what, tail(p.logs.String()))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitUntil("first check up", func() bool { return checks()["first"] })
+
+	writeFile(t, dir, "c.yml", fmt.Sprintf("defaults: {interval: 1s, timeout: 500ms}\nchecks:\n  - {name: second, kind: tcp, host: 127.0.0.1, port: %d}\n", open))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("second check after SIGHUP", func() bool { c := checks(); return c["second"] && !c["first"] })
+
+	writeFile(t, dir, "c.yml", "checks: [oops\n")
+	if _, err := p.reload(true, false); err != nil {
+		t.Fatalf("SIGHUP with a broken configuration: %v", err)
+	}
+	if !checks()["second"] {
+		t.Error("the previous configuration stopped after a failed reload")
+	}
 }
