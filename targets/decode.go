@@ -94,11 +94,24 @@ func unclosed(context string) string {
 	return ""
 }
 
-// lineCount is the number of the last line of data (at least 1).
+// lineCount is the number of the last line of data (at least 1), counting
+// line breaks as YAML does: \n, \r\n and a lone \r.
 func lineCount(data []byte) int {
-	n := bytes.Count(data, []byte("\n"))
-	if len(data) == 0 || data[len(data)-1] != '\n' {
-		n++
+	n := 1
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '\n':
+			n++
+		case '\r':
+			if i+1 < len(data) && data[i+1] == '\n' {
+				i++
+			}
+			n++
+		}
+	}
+	// A final line break ends the last line rather than starting one.
+	if l := len(data); l > 0 && (data[l-1] == '\n' || data[l-1] == '\r') {
+		n--
 	}
 	return max(n, 1)
 }

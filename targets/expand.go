@@ -775,7 +775,7 @@ func dnsServerProblem(s string) string {
 // caFileProblem checks that path is a readable PEM bundle with at least one
 // certificate, so that a typo fails at start and not as "tls_untrusted".
 func caFileProblem(path string) string {
-	data, err := os.ReadFile(path)
+	data, err := readFileLimited(path, MaxCAFileBytes)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

@@ -37,6 +37,10 @@ const (
 	// in errors, the table and the status page.
 	MaxValueLen = 4096
 
+	// MaxCAFileBytes bounds a tls.ca_file: the whole Mozilla bundle is
+	// about 220 KB; ca_file: /dev/zero must not be read forever.
+	MaxCAFileBytes = 4 << 20
+
 	// MaxProfileFiles bounds the profile files read from --profiles.dir.
 	MaxProfileFiles = 1000
 
@@ -64,6 +68,23 @@ func readLimited(path string) ([]byte, error) {
 	}
 	if len(data) > MaxFileBytes {
 		return nil, tooLarge(path, -1)
+	}
+	return data, nil
+}
+
+// readFileLimited reads at most limit bytes of path, failing on more.
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes (%s), the limit", limit, sizeText(limit))
 	}
 	return data, nil
 }

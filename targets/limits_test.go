@@ -131,3 +131,21 @@ func TestErrorCap(t *testing.T) {
 		t.Errorf("last line %q; want %q", lines[maxErrors], want)
 	}
 }
+
+// TestCAFileBounded: ca_file naming an endless file is refused, not read
+// forever (a reload would take the agent down).
+func TestCAFileBounded(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := build("tls: {ca_file: /dev/zero}\nchecks:\n  - {name: a, kind: tls, host: 127.0.0.1, port: 1}\n", Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "cannot read /dev/zero: larger than 4194304 bytes (4 MiB), the limit") {
+			t.Errorf("ca_file /dev/zero: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ca_file /dev/zero: still reading after 20s")
+	}
+}
