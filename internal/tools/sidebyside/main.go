@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command sidebyside measures connprobe against Prometheus blackbox_exporter
 // on the same targets: TCP and TLS listeners on many addresses inside a
 // network namespace it creates (no packet leaves it), 16 probes in flight,
