@@ -71,20 +71,23 @@ func TestFirstRunsSoonThenOnSchedule(t *testing.T) {
 
 	// The two-second checks run again at armed+Offset(id, 2s) (+2s when that
 	// came before their first run); the hourly ones and the range not again.
-	time.Sleep(4200 * time.Millisecond)
+	time.Sleep(5 * time.Second)
 	for _, c := range short {
 		runs := rec.get(c.ID())
 		if len(runs) < 2 {
-			t.Errorf("%s ran %d times in 4.5s at a 2s interval", c.Name, len(runs))
+			t.Errorf("%s ran %d times in 5s at a 2s interval", c.Name, len(runs))
 			continue
 		}
 		want := armed.Add(Offset(c.ID(), 2*time.Second))
 		if !want.After(runs[0]) {
 			want = want.Add(2 * time.Second)
 		}
-		// Timers never fire early; allow a loaded machine 500ms late.
-		if d := runs[1].Sub(want); d < 0 || d > 500*time.Millisecond {
-			t.Errorf("%s: second run %v after its regular slot, want within [0, 500ms]", c.Name, d)
+		// Timers never fire early; allow a loaded machine (CI shares two
+		// cores) a second late, half the interval: a second run timed from
+		// the first instead of the offset still misses that window for most
+		// of the six checks.
+		if d := runs[1].Sub(want); d < 0 || d > time.Second {
+			t.Errorf("%s: second run %v after its regular slot, want within [0, 1s]", c.Name, d)
 		}
 	}
 	for _, c := range append(hourly, rng...) {
