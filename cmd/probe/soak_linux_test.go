@@ -134,8 +134,9 @@ func TestSoak(t *testing.T) {
 	cfg := writeFile(t, t.TempDir(), "c.yml", config("A"))
 	p := startAgentProc(t, bin, cfg)
 
-	// A reload every 4s: invalid, valid B, invalid, valid A, ... by SIGHUP
-	// and POST in turn.
+	// A reload every 2s: invalid, valid B, invalid, valid A, ... by SIGHUP
+	// and POST in turn. About 50 reloads in 2 minutes, so that one
+	// goroutine or descriptor leaked per reload exceeds the bounds below.
 	wg.Add(1)
 	reloadErr := make(chan string, 1)
 	var reloads atomic.Int64
@@ -145,7 +146,7 @@ func TestSoak(t *testing.T) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(4 * time.Second):
+			case <-time.After(2 * time.Second):
 			}
 			valid := i%2 == 1 // invalid first: the gauge flips at every reload
 			body := invalidConfigs[(i/2)%len(invalidConfigs)]
