@@ -261,13 +261,7 @@ func TestUDPStartsToOneHostPacedSeparatelyFromTCP(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	for i := 1; i < len(udpStarts); i++ {
-		// As in TestPerHostSpacing: a fifth of the spacing for preemption
-		// between the booked start and the call to Run.
-		if gap := udpStarts[i].Sub(udpStarts[i-1]); gap < spacing-spacing/5 {
-			t.Errorf("UDP starts %d and %d to one host %v apart, want >= %v", i-1, i, gap, spacing)
-		}
-	}
+	assertPaced(t, "of UDP to one host", udpStarts, spacing)
 	// Six UDP probes took >= 300ms; the TCP check, on its own lane at 2ms,
 	// ran far more often than the UDP pacing would allow it.
 	if n := rec.count(tcp.ID()); n < 10 {
