@@ -145,7 +145,7 @@ func TestAgentLogsVerdictChanges(t *testing.T) {
 	waitFor(t, 10*time.Second, "the first run", ranOnce)
 	runs := func() int {
 		for _, e := range a.store.Snapshot() {
-			return len(e.History)
+			return e.History.Len()
 		}
 		return 0
 	}

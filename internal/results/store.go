@@ -22,8 +22,8 @@ type Entry struct {
 	// and reason); zero until the first run.
 	Since time.Time
 	// History is the outcomes of the last runs, oldest first, at most
-	// HistoryLen. Shared with the store: read it, never modify it.
-	History []Outcome
+	// HistoryLen: a value, copied with the entry.
+	History History
 }
 
 // HistoryLen bounds the outcomes kept per check: enough for a strip of
@@ -64,10 +64,7 @@ func OutcomeOf(at time.Time, rs []probe.Result) Outcome {
 
 // Outcome is the outcome of the last run; ok is false before the first.
 func (e Entry) Outcome() (o Outcome, ok bool) {
-	if len(e.History) == 0 {
-		return Outcome{}, false
-	}
-	return e.History[len(e.History)-1], true
+	return e.History.Last()
 }
 
 // Ran reports whether the check has completed a run since it was configured.
@@ -144,11 +141,7 @@ func (s *Store) Put(c *probe.Check, rs []probe.Result) (prev Entry, ok bool) {
 	if last, ran := e.Outcome(); !ran || last.Up != o.Up || last.Reason != o.Reason {
 		e.Since = now
 	}
-	// A new slice each time (at most HistoryLen outcomes): snapshots share
-	// the old one without a copy and without a race.
-	keep := e.History[max(0, len(e.History)-(HistoryLen-1)):]
-	history := make([]Outcome, 0, len(keep)+1)
-	e.History = append(append(history, keep...), o)
+	e.History.add(o) // in place: snapshots hold copies
 	e.Results, e.Updated = stored, now
 	return prev, true
 }

@@ -116,7 +116,7 @@ func TestSinceMovesOnlyOnStateChange(t *testing.T) {
 	s := NewWithClock(clk.now)
 	a := check("a")
 	s.SetChecks([]*probe.Check{a})
-	if e := s.Snapshot()[0]; !e.Since.IsZero() || e.History != nil {
+	if e := s.Snapshot()[0]; !e.Since.IsZero() || e.History.Len() != 0 {
 		t.Fatalf("a check that never ran has since %v, history %v", e.Since, e.History)
 	}
 	ok := []probe.Result{{Check: a, Up: true, Reason: probe.ReasonOK, IPFamily: probe.FamilyIPv4}}
@@ -154,9 +154,9 @@ func TestSinceMovesOnlyOnStateChange(t *testing.T) {
 	before := s.Snapshot()[0]
 	s.SetChecks([]*probe.Check{check("a")})
 	after := s.Snapshot()[0]
-	if !after.Since.Equal(before.Since) || len(after.History) != len(before.History) {
+	if !after.Since.Equal(before.Since) || after.History != before.History {
 		t.Errorf("reload lost the state: since %v -> %v, history %d -> %d",
-			before.Since, after.Since, len(before.History), len(after.History))
+			before.Since, after.Since, before.History.Len(), after.History.Len())
 	}
 }
 
@@ -168,10 +168,10 @@ func TestHistoryIsBoundedAndSnapshotsStable(t *testing.T) {
 	for i := range 3 * HistoryLen {
 		s.Put(a, []probe.Result{{Check: a, Up: i%3 == 0, Reason: map[bool]probe.Reason{true: probe.ReasonOK, false: probe.ReasonNoReply}[i%3 == 0]}})
 		if i == 4 {
-			early = s.Snapshot()[0].History
+			early = s.Snapshot()[0].History.Outcomes()
 		}
 	}
-	h := s.Snapshot()[0].History
+	h := s.Snapshot()[0].History.Outcomes()
 	if len(h) != HistoryLen {
 		t.Fatalf("history holds %d outcomes, want %d", len(h), HistoryLen)
 	}
@@ -189,5 +189,46 @@ func TestHistoryIsBoundedAndSnapshotsStable(t *testing.T) {
 	// A snapshot taken earlier is never modified by later puts.
 	if len(early) != 5 || !early[0].Up || early[1].Up || early[3].Up != true {
 		t.Errorf("an earlier snapshot's history changed: %+v", early)
+	}
+}
+
+func TestHistoryRingRoundTripsEveryReason(t *testing.T) {
+	var h History
+	base := time.Date(2026, 12, 5, 14, 0, 0, 123456789, time.UTC)
+	reasons := append(probe.Reasons(), probe.ReasonOK, probe.ReasonTimeout, probe.ReasonTLSExpired)
+	for i, r := range reasons {
+		h.add(Outcome{At: base.Add(time.Duration(i) * time.Second), Up: r == probe.ReasonOK, Reason: r})
+	}
+	if h.Len() != HistoryLen {
+		t.Fatalf("len %d, want %d", h.Len(), HistoryLen)
+	}
+	kept := reasons[len(reasons)-HistoryLen:]
+	for i, o := range h.Outcomes() {
+		j := len(reasons) - HistoryLen + i
+		if o.Reason != kept[i] || o.Up != (kept[i] == probe.ReasonOK) || !o.At.Equal(base.Add(time.Duration(j)*time.Second)) {
+			t.Errorf("outcome %d: %+v, want reason %s at +%ds", i, o, kept[i], j)
+		}
+	}
+	// An unknown reason is read back as an internal error, never as ok.
+	h.add(Outcome{At: base, Up: false, Reason: "made_up"})
+	if o, _ := h.Last(); o.Reason != probe.ReasonInternalError {
+		t.Errorf("unknown reason read back as %q", o.Reason)
+	}
+}
+
+// BenchmarkPut is one run stored, with a full history: the history costs
+// no allocation.
+func BenchmarkPut(b *testing.B) {
+	s := New()
+	a := check("a")
+	s.SetChecks([]*probe.Check{a})
+	rs := []probe.Result{{Check: a, Up: true, Reason: probe.ReasonOK}}
+	for range HistoryLen {
+		s.Put(a, rs)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.Put(a, rs)
 	}
 }

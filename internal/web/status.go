@@ -387,7 +387,7 @@ func (p *statusPage) row(u *unit, now time.Time) row {
 	r.Class, r.Badge = verdictClass(o.Up, c.Essential)
 	r.Label = string(o.Reason)
 	r.Since, r.SinceFor = p.fmtTime(e.Since), forDuration(now.Sub(e.Since))
-	r.Strip = p.stripPorts(e.History, nil, now)
+	r.Strip = p.stripPorts(e.History.Outcomes(), nil, now)
 	for _, res := range e.Results {
 		r.Results = append(r.Results, resultOf(res, ""))
 	}
@@ -415,7 +415,7 @@ func (p *statusPage) rangeRow(r *row, u *unit, now time.Time) {
 		if !ran {
 			continue
 		}
-		for _, h := range e.History {
+		for _, h := range e.History.Outcomes() {
 			runs = append(runs, portOutcome{h, e.Check.Port})
 		}
 		probed++
