@@ -101,7 +101,7 @@ func acceptsGzip(r *http.Request) bool {
 // cache current; it returns the entries and whether Record has series.
 func (m *Metrics) prepare() ([]results.Entry, bool) {
 	gen := m.store.Generation() // before the snapshot: see Generation
-	entries := m.store.Snapshot()
+	entries := m.store.Latest()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.labels == nil || gen != m.gen || m.stale {

@@ -460,7 +460,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: it reads the store, never probes.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	gen := m.store.Generation() // before the snapshot: see Generation
-	entries := m.store.Snapshot()
+	entries := m.store.Latest()
 
 	m.mu.Lock()
 	if m.labels == nil || gen != m.gen || m.stale {
@@ -840,7 +840,7 @@ func (m *Metrics) Gatherer(g prometheus.Gatherer) prometheus.Gatherer {
 // gatherChecks builds the per-check families.
 func (m *Metrics) gatherChecks() []*dto.MetricFamily {
 	gen := m.store.Generation() // before the snapshot: see Generation
-	entries := m.store.Snapshot()
+	entries := m.store.Latest()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.labels == nil || gen != m.gen || m.stale {

@@ -10,7 +10,7 @@ import (
 // as a fixed ring of small values inside the entry: recording a run
 // allocates nothing, and at 10,000 checks the history costs 16 bytes per
 // outcome instead of a new slice of 48-byte outcomes on every probe (issue
-// 10). It is a value: a copy (as Snapshot hands out) never changes.
+// 10). Snapshot hands out copies; a nil *History reads as empty.
 type History struct {
 	ring [HistoryLen]compactOutcome
 	next uint8 // index of the slot the next outcome goes to
@@ -49,20 +49,28 @@ func (c compactOutcome) outcome() Outcome {
 	return Outcome{At: time.Unix(0, c.at), Up: c.up, Reason: reason}
 }
 
-func (h *History) add(o Outcome) {
-	h.ring[h.next] = compactOutcome{at: o.At.UnixNano(), up: o.Up, reason: reasonCode(o.Reason)}
+// add records o and returns it as kept.
+func (h *History) add(o Outcome) compactOutcome {
+	c := compactOutcome{at: o.At.UnixNano(), up: o.Up, reason: reasonCode(o.Reason)}
+	h.ring[h.next] = c
 	h.next = uint8((int(h.next) + 1) % HistoryLen)
 	if h.n < HistoryLen {
 		h.n++
 	}
+	return c
 }
 
 // Len is the number of outcomes held.
-func (h History) Len() int { return int(h.n) }
+func (h *History) Len() int {
+	if h == nil {
+		return 0
+	}
+	return int(h.n)
+}
 
 // At is the i-th outcome, oldest first (0 <= i < Len).
-func (h History) At(i int) Outcome {
-	if i < 0 || i >= int(h.n) {
+func (h *History) At(i int) Outcome {
+	if i < 0 || i >= h.Len() {
 		panic("results: History index out of range")
 	}
 	start := (int(h.next) - int(h.n) + HistoryLen) % HistoryLen
@@ -70,20 +78,20 @@ func (h History) At(i int) Outcome {
 }
 
 // Last is the newest outcome; ok is false when there is none.
-func (h History) Last() (o Outcome, ok bool) {
-	if h.n == 0 {
+func (h *History) Last() (o Outcome, ok bool) {
+	if h.Len() == 0 {
 		return Outcome{}, false
 	}
-	return h.At(int(h.n) - 1), true
+	return h.At(h.Len() - 1), true
 }
 
 // Outcomes returns the outcomes in a new slice, oldest first; nil when
 // there are none.
-func (h History) Outcomes() []Outcome {
-	if h.n == 0 {
+func (h *History) Outcomes() []Outcome {
+	if h.Len() == 0 {
 		return nil
 	}
-	out := make([]Outcome, h.n)
+	out := make([]Outcome, h.Len())
 	for i := range out {
 		out[i] = h.At(i)
 	}

@@ -22,8 +22,11 @@ type Entry struct {
 	// and reason); zero until the first run.
 	Since time.Time
 	// History is the outcomes of the last runs, oldest first, at most
-	// HistoryLen: a value, copied with the entry.
-	History History
+	// HistoryLen: a copy of the store's (Snapshot), or nil where left out
+	// (Latest, Put's previous entry). Its methods read nil as empty.
+	History *History
+	// last is the outcome of the last run, valid once Updated is set.
+	last compactOutcome
 }
 
 // HistoryLen bounds the outcomes kept per check: enough for a strip of
@@ -64,7 +67,10 @@ func OutcomeOf(at time.Time, rs []probe.Result) Outcome {
 
 // Outcome is the outcome of the last run; ok is false before the first.
 func (e Entry) Outcome() (o Outcome, ok bool) {
-	return e.History.Last()
+	if !e.Ran() {
+		return Outcome{}, false
+	}
+	return e.last.outcome(), true
 }
 
 // Ran reports whether the check has completed a run since it was configured.
@@ -136,24 +142,51 @@ func (s *Store) Put(c *probe.Check, rs []probe.Result) (prev Entry, ok bool) {
 		}
 	}
 	prev = *e
+	prev.History = nil // the store's own, changed below
 	now := s.now()
 	o := OutcomeOf(now, stored)
 	if last, ran := e.Outcome(); !ran || last.Up != o.Up || last.Reason != o.Reason {
 		e.Since = now
 	}
-	e.History.add(o) // in place: snapshots hold copies
+	if e.History == nil {
+		e.History = new(History) // once per check: runs then fill it in place
+	}
+	e.last = e.History.add(o) // snapshots hold copies
 	e.Results, e.Updated = stored, now
 	return prev, true
 }
 
-// Snapshot returns every configured check in config order; checks that have
-// not run yet have nil Results.
+// Snapshot returns every configured check in config order, each with a
+// copy of its history; checks that have not run yet have nil Results and
+// History.
 func (s *Store) Snapshot() []Entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Entry, 0, len(s.order))
+	histories := make([]History, len(s.order)) // one allocation for all
+	for i, id := range s.order {
+		e := *s.byID[id]
+		if e.History != nil {
+			histories[i] = *e.History
+			e.History = &histories[i]
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Latest is Snapshot without the histories (History is nil; Outcome still
+// reports the last run): for readers of every check at every scrape, which
+// need the last results only, without copying 20 outcomes per check each
+// time (issue 10).
+func (s *Store) Latest() []Entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Entry, 0, len(s.order))
 	for _, id := range s.order {
-		out = append(out, *s.byID[id])
+		e := *s.byID[id]
+		e.History = nil
+		out = append(out, e)
 	}
 	return out
 }

@@ -154,7 +154,7 @@ func TestSinceMovesOnlyOnStateChange(t *testing.T) {
 	before := s.Snapshot()[0]
 	s.SetChecks([]*probe.Check{check("a")})
 	after := s.Snapshot()[0]
-	if !after.Since.Equal(before.Since) || after.History != before.History {
+	if !after.Since.Equal(before.Since) || *after.History != *before.History {
 		t.Errorf("reload lost the state: since %v -> %v, history %d -> %d",
 			before.Since, after.Since, before.History.Len(), after.History.Len())
 	}
@@ -230,5 +230,35 @@ func BenchmarkPut(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		s.Put(a, rs)
+	}
+}
+
+func TestLatestLeavesOutHistoryOnly(t *testing.T) {
+	s := New()
+	a := check("a")
+	s.SetChecks([]*probe.Check{a, check("b")})
+	s.Put(a, []probe.Result{{Check: a, Reason: probe.ReasonTimeout}})
+	s.Put(a, []probe.Result{{Check: a, Up: true, Reason: probe.ReasonOK}})
+	full, latest := s.Snapshot(), s.Latest()
+	if len(latest) != 2 || latest[0].Check != a || latest[1].Ran() {
+		t.Fatalf("latest: %+v", latest)
+	}
+	if latest[0].History != nil || full[0].History.Len() != 2 || full[1].History != nil {
+		t.Errorf("history: latest %v, snapshot %d and %v", latest[0].History, full[0].History.Len(), full[1].History)
+	}
+	o, ran := latest[0].Outcome()
+	if fo, _ := full[0].Outcome(); !ran || o != fo || !o.Up || o.Reason != probe.ReasonOK {
+		t.Errorf("latest outcome %+v (ran %v), snapshot's %+v", o, ran, fo)
+	}
+	if latest[0].History.Outcomes() != nil {
+		t.Error("a nil history has outcomes")
+	}
+	// A snapshot's history is a copy: later runs leave it alone.
+	s.Put(a, []probe.Result{{Check: a, Reason: probe.ReasonRefused}})
+	if full[0].History.Len() != 2 {
+		t.Errorf("a snapshot's history grew to %d", full[0].History.Len())
+	}
+	if prev, _ := s.Put(a, nil); prev.History != nil {
+		t.Error("Put's previous entry shares the store's history")
 	}
 }

@@ -37,8 +37,9 @@ func (s Source) Verdict() Verdict {
 
 // Results are the last results of every check in the store.
 func (s Source) Results() []probe.Result {
-	var rs []probe.Result
-	for _, e := range s.Store.Snapshot() {
+	entries := s.Store.Latest()
+	rs := make([]probe.Result, 0, len(entries)) // most checks have one result
+	for _, e := range entries {
 		rs = append(rs, e.Results...)
 	}
 	return rs
