@@ -35,7 +35,8 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-func benchScale(b *testing.B, n int) {
+// scaleConfig writes a configuration of n TCP checks.
+func scaleConfig(b *testing.B, n int) string {
 	var cfg strings.Builder
 	cfg.WriteString("defaults: {ip_family: ipv4}\nchecks:\n")
 	for i := range n {
@@ -47,6 +48,40 @@ func benchScale(b *testing.B, n int) {
 	if err := os.WriteFile(file, []byte(cfg.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
+	return file
+}
+
+// scaleResult is one successful TCP run of c, as the probe would report it.
+func scaleResult(c *probe.Check) []probe.Result {
+	return []probe.Result{{Check: c, Address: c.Host, IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+		Phase: probe.PhaseConnect, Start: time.Now(), Duration: 300 * time.Microsecond,
+		Timings: []probe.Timing{{Phase: probe.PhaseConnect, Duration: 300 * time.Microsecond, Seconds: 0.0003}}}}
+}
+
+// BenchmarkScaleScrape is one /metrics scrape (gzip) of 10,000 checks that
+// have run, repeated: the steady state of a Prometheus scraping a large
+// site (BenchmarkScale times the first scrape after a load).
+//
+//	go test ./internal/agent/ -run '^$' -bench BenchmarkScaleScrape -benchtime 10x -benchmem
+func BenchmarkScaleScrape(b *testing.B) {
+	a, err := New(Options{ConfigFile: scaleConfig(b, 10000)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range a.store.Snapshot() {
+		a.record(e.Check, scaleResult(e.Check))
+	}
+	h := a.Handler()
+	scrapeOnce(b, h)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		scrapeOnce(b, h)
+	}
+}
+
+func benchScale(b *testing.B, n int) {
+	file := scaleConfig(b, n)
 	var load, scrape, loadCPU, scrapeCPU time.Duration
 	var heap, size float64
 	for range b.N {
@@ -63,11 +98,7 @@ func benchScale(b *testing.B, n int) {
 			b.Fatalf("%d checks loaded, want %d", len(entries), n)
 		}
 		for _, e := range entries {
-			c := e.Check
-			rs := []probe.Result{{Check: c, Address: c.Host, IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
-				Phase: probe.PhaseConnect, Start: time.Now(), Duration: 300 * time.Microsecond,
-				Timings: []probe.Timing{{Phase: probe.PhaseConnect, Duration: 300 * time.Microsecond, Seconds: 0.0003}}}}
-			a.record(c, rs)
+			a.record(e.Check, scaleResult(e.Check))
 		}
 		begin, cpu0 = time.Now(), cpuTime(b)
 		body := scrapeOnce(b, a.Handler())

@@ -65,16 +65,16 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	entries, series := h.m.prepare()
+	v := h.m.prepare()
 	if format.FormatType() == expfmt.TypeTextPlain {
 		// Written straight as text: no metric objects at all.
 		for _, d := range h.descs {
-			h.m.writeFamilyText(bw, d, entries, series)
+			h.m.writeFamilyText(bw, d, v)
 		}
 		return
 	}
 	for _, d := range h.descs {
-		mf := h.m.gatherFamily(d, entries, series)
+		mf := h.m.gatherFamily(d, v)
 		if mf == nil {
 			continue
 		}
@@ -97,9 +97,18 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
+// scrapeView is what one scrape reads: the store's entries, the labels of
+// each (looked up once per scrape, not once per family: nil for a port
+// range's entries, exported as aggregates), and whether Record has series.
+type scrapeView struct {
+	entries []results.Entry
+	labels  []*checkLabelSet
+	series  bool
+}
+
 // prepare takes the store's snapshot for one scrape and makes the label
-// cache current; it returns the entries and whether Record has series.
-func (m *Metrics) prepare() ([]results.Entry, bool) {
+// cache current.
+func (m *Metrics) prepare() scrapeView {
 	gen := m.store.Generation() // before the snapshot: see Generation
 	entries := m.store.Latest()
 	m.mu.Lock()
@@ -108,26 +117,8 @@ func (m *Metrics) prepare() ([]results.Entry, bool) {
 		m.reconfigureLocked(entries)
 		m.gen = gen
 	}
-	return entries, len(m.series) > 0
-}
-
-// writeFamilyText writes the per-check family of d in the text format.
-func (m *Metrics) writeFamilyText(w *bufio.Writer, d *prometheus.Desc, entries []results.Entry, series bool) {
-	m.emitFamilyLocked(&textSink{w: w, only: d, meta: m.meta[d]}, d, entries, series)
-}
-
-// emitFamilyLocked emits the series of d alone into out (which filters by
-// d); it takes m.mu.
-func (m *Metrics) emitFamilyLocked(out sink, d *prometheus.Desc, entries []results.Entry, series bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d == m.runsTotal || d == m.latency {
-		if series {
-			m.emitSeriesLocked(out)
-		}
-		return
-	}
-	for _, e := range entries {
+	labels := make([]*checkLabelSet, len(entries))
+	for i, e := range entries {
 		if e.Check.Range != "" {
 			continue
 		}
@@ -135,15 +126,39 @@ func (m *Metrics) emitFamilyLocked(out sink, d *prometheus.Desc, entries []resul
 		if cl == nil {
 			cl = newCheckLabels(e.Check, m.interner)
 		}
-		m.emitEntryLocked(out, e, cl)
+		labels[i] = cl
+	}
+	return scrapeView{entries: entries, labels: labels, series: len(m.series) > 0}
+}
+
+// writeFamilyText writes the per-check family of d in the text format.
+func (m *Metrics) writeFamilyText(w *bufio.Writer, d *prometheus.Desc, v scrapeView) {
+	m.emitFamilyLocked(&textSink{w: w, only: d, meta: m.meta[d]}, d, v)
+}
+
+// emitFamilyLocked emits the series of d alone into out (which filters by
+// d); it takes m.mu.
+func (m *Metrics) emitFamilyLocked(out sink, d *prometheus.Desc, v scrapeView) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d == m.runsTotal || d == m.latency {
+		if v.series {
+			m.emitSeriesLocked(out)
+		}
+		return
+	}
+	for i, e := range v.entries {
+		if cl := v.labels[i]; cl != nil {
+			m.emitEntryLocked(out, e, cl)
+		}
 	}
 }
 
 // gatherFamily builds the per-check family of d alone; nil when it has no
 // series.
-func (m *Metrics) gatherFamily(d *prometheus.Desc, entries []results.Entry, series bool) *dto.MetricFamily {
+func (m *Metrics) gatherFamily(d *prometheus.Desc, v scrapeView) *dto.MetricFamily {
 	out := newFamilySink(m.meta)
 	out.only = d
-	m.emitFamilyLocked(out, d, entries, series)
+	m.emitFamilyLocked(out, d, v)
 	return out.families[d]
 }

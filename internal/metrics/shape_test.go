@@ -161,7 +161,8 @@ func TestGathererMatchesCollect(t *testing.T) {
 			WithThrottled(func(string) (int, bool) { return 2, false }))...)
 		tcp, tls := tcpCheck(), tlsCheck()
 		ntp := &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Network: "udp", Interval: time.Minute}
-		down := &probe.Check{Name: "down", Kind: "tcp", Host: "192.0.2.7", Port: 22, Network: "tcp", Essential: true}
+		// A name with the bytes the text format escapes.
+		down := &probe.Check{Name: "down \"quoted\" back\\slash", Kind: "tcp", Host: "192.0.2.7", Port: 22, Network: "tcp", Essential: true}
 		rng := &probe.Check{Name: "rtp", Kind: "udp", Host: "192.0.2.8", Port: 10000, Network: "udp", Range: "10000-10001"}
 		store.SetChecks([]*probe.Check{tcp, tls, ntp, down, rng})
 		put := func(c *probe.Check, rs []probe.Result) { store.Put(c, rs); m.Record(c, rs) }

@@ -60,7 +60,7 @@ func (s *textSink) sample(suffix string, pairs []*dto.LabelPair, le bool, bound,
 			}
 			w.WriteString(p.GetName())
 			w.WriteString(`="`)
-			if v := p.GetValue(); strings.ContainsAny(v, "\\\n\"") {
+			if v := p.GetValue(); needsEscape(v) {
 				labelEscaper.WriteString(w, v)
 			} else {
 				w.WriteString(v)
@@ -80,6 +80,17 @@ func (s *textSink) sample(suffix string, pairs []*dto.LabelPair, le bool, bound,
 	w.WriteByte(' ')
 	s.float(v)
 	w.WriteByte('\n')
+}
+
+// needsEscape reports whether a label value holds a byte labelEscaper
+// replaces; a plain loop, as this runs for every label of every sample.
+func needsEscape(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\\' || c == '\n' || c == '"' {
+			return true
+		}
+	}
+	return false
 }
 
 // float writes f as expfmt does.
