@@ -122,11 +122,7 @@ func (m *Metrics) prepare() scrapeView {
 		if e.Check.Range != "" {
 			continue
 		}
-		cl := m.labels[e.Check]
-		if cl == nil {
-			cl = newCheckLabels(e.Check, m.interner)
-		}
-		labels[i] = cl
+		labels[i] = m.labelsLocked(e.Check)
 	}
 	return scrapeView{entries: entries, labels: labels, series: len(m.series) > 0}
 }

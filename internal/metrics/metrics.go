@@ -476,12 +476,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	byKey := map[string]*rangeGroup{}
 	for _, e := range entries {
 		if e.Check.Range == "" {
-			cl := m.labels[e.Check]
-			if cl == nil { // not in this snapshot's generation: cannot happen, but never panic
-				cl = newCheckLabels(e.Check, m.interner)
-			}
 			if !direct {
-				m.emitEntryLocked(chanSink{ch}, e, cl)
+				m.emitEntryLocked(chanSink{ch}, e, m.labelsLocked(e.Check))
 			}
 			continue
 		}
@@ -534,6 +530,16 @@ func (m *Metrics) reconfigureLocked(entries []results.Entry) {
 	m.pruneLocked(configured)
 	m.labels = labels
 	m.stale = false
+}
+
+// labelsLocked is the cached labels of c; a check not in the cache (not
+// in this snapshot's generation: cannot happen, but never panic) gets its
+// labels built.
+func (m *Metrics) labelsLocked(c *probe.Check) *checkLabelSet {
+	if cl := m.labels[c]; cl != nil {
+		return cl
+	}
+	return newCheckLabels(c, m.interner)
 }
 
 // throttlingKinds are the kinds whose servers can ask to be probed less (an
@@ -853,11 +859,7 @@ func (m *Metrics) gatherChecks() []*dto.MetricFamily {
 		if e.Check.Range != "" {
 			continue
 		}
-		cl := m.labels[e.Check]
-		if cl == nil {
-			cl = newCheckLabels(e.Check, m.interner)
-		}
-		m.emitEntryLocked(out, e, cl)
+		m.emitEntryLocked(out, e, m.labelsLocked(e.Check))
 	}
 	return out.sorted()
 }
