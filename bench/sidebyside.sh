@@ -8,6 +8,11 @@
 #
 # -runs N repeats the whole measurement N times (a fresh agent each time);
 # every other flag goes to the tool (-hosts, -interval, -window, -scale, -json).
+#
+# The agent is built as the packages ship it (internal/tools/pkgbuild): static
+# (CGO_ENABLED=0), -trimpath, stripped (-s -w), with the release toolchain, so
+# the figures are those of the binary users run. RELEASE_TOOLCHAIN=local
+# measures the installed Go instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=1
@@ -20,8 +25,10 @@ while [ $# -gt 0 ]; do
 done
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/connprobe" ./cmd/probe
+RELEASE_TOOLCHAIN="${RELEASE_TOOLCHAIN:-go1.27.3}"
+GOTOOLCHAIN="$RELEASE_TOOLCHAIN" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/connprobe" ./cmd/probe
 go build -o "$tmp/sidebyside" ./internal/tools/sidebyside
+echo "agent: $("$tmp/connprobe" --version), $(stat -c %s "$tmp/connprobe") bytes, static, stripped"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq 1 "$runs"); do
   echo "== run $i of $runs ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"

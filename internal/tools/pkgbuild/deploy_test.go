@@ -350,3 +350,22 @@ func TestVulnScanToolchain(t *testing.T) {
 		t.Error(".ci/run: govulncheck does not run under the release toolchain")
 	}
 }
+
+// TestBenchmarkBuildsAsShipped: the side-by-side benchmark must measure the
+// binary users run (static, stripped, the release toolchain), or its RSS and
+// CPU figures describe a build nobody installs.
+func TestBenchmarkBuildsAsShipped(t *testing.T) {
+	t.Parallel()
+	script := readFile(t, filepath.Join(repoRoot(t), "bench/sidebyside.sh"))
+	if want := `RELEASE_TOOLCHAIN="${RELEASE_TOOLCHAIN:-` + releaseToolchain + `}"`; !strings.Contains(script, want) {
+		t.Errorf("bench/sidebyside.sh: want %s, the packages' release toolchain", want)
+	}
+	// The same flags as buildBinary, less the version stamp.
+	want := `GOTOOLCHAIN="$RELEASE_TOOLCHAIN" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/connprobe" ./cmd/probe`
+	if !strings.Contains(script, want) {
+		t.Errorf("bench/sidebyside.sh does not build the agent as the packages do: want\n%s", want)
+	}
+	if !strings.HasPrefix(ldflags("v", "r"), "-s -w ") {
+		t.Errorf("ldflags = %q: the packages no longer strip; update bench/sidebyside.sh to match", ldflags("v", "r"))
+	}
+}

@@ -197,6 +197,10 @@ type idleReport struct {
 	RSSMiB     float64 `json:"rss_mib"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	Series     int     `json:"series"`
+	// The RSS split: the process's own memory (heap, stacks) and the
+	// mapped pages of its binary and libraries.
+	RSSAnonMiB float64 `json:"rss_anon_mib"`
+	RSSFileMiB float64 `json:"rss_file_mib"`
 }
 
 type phase struct {
@@ -228,6 +232,8 @@ type scaleReport struct {
 	CPUSeconds     float64 `json:"cpu_seconds"`
 	WaitedSeconds  float64 `json:"waited_seconds"`
 	SeriesPerCheck float64 `json:"series_per_check"`
+	RSSAnonMiB     float64 `json:"rss_anon_mib"` // of RSSMiB
+	RSSFileMiB     float64 `json:"rss_file_mib"`
 }
 
 func runInside(o options) error {
@@ -444,7 +450,7 @@ func cpuSeconds(pid int) (float64, error) {
 	return (utime + stime) / clkTck, nil
 }
 
-// statusMiB reads a kB field (VmHWM, VmRSS) of /proc/PID/status in MiB.
+// statusMiB reads a kB field (VmHWM, VmRSS, RssAnon, RssFile) of /proc/PID/status in MiB.
 func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -810,6 +816,8 @@ func measureScale(ctx context.Context, o options, dir string) (*scaleReport, err
 	s.Overruns = int(e.sum("connprobe_check_overruns_total"))
 	s.Down = int(float64(o.scale) - e.sum("connprobe_check_up"))
 	s.RSSMiB, _ = statusMiB(pid, "VmRSS")
+	s.RSSAnonMiB, _ = statusMiB(pid, "RssAnon")
+	s.RSSFileMiB, _ = statusMiB(pid, "RssFile")
 	s.PeakRSSMiB, _ = statusMiB(pid, "VmHWM")
 	s.CPUSeconds, _ = cpuSeconds(pid)
 	return s, nil
@@ -860,6 +868,8 @@ func measureIdle(ctx context.Context, o options, dir string) (*idleReport, error
 	}
 	r := &idleReport{Profiles: len(cat.Profiles), Checks: int(e.sum("connprobe_checks_configured")), Series: len(e.lines)}
 	r.RSSMiB, _ = statusMiB(pid, "VmRSS")
+	r.RSSAnonMiB, _ = statusMiB(pid, "RssAnon")
+	r.RSSFileMiB, _ = statusMiB(pid, "RssFile")
 	r.PeakRSSMiB, _ = statusMiB(pid, "VmHWM")
 	return r, nil
 }
@@ -891,13 +901,13 @@ func printReport(w io.Writer, o options, rep report) {
 			c.SeriesPerCheck/(b.SeriesPerCheck+promPerTarget))
 	}
 	if i := rep.Idle; i != nil {
-		fmt.Fprintf(w, "\nidle: all %d built-in profiles (%d checks), after %s: RSS %.1fMiB (peak %.1fMiB), %d series\n",
-			i.Profiles, i.Checks, idleWait, i.RSSMiB, i.PeakRSSMiB, i.Series)
+		fmt.Fprintf(w, "\nidle: all %d built-in profiles (%d checks), after %s: RSS %.1fMiB (anon %.1f, file %.1f; peak %.1fMiB), %d series\n",
+			i.Profiles, i.Checks, idleWait, i.RSSMiB, i.RSSAnonMiB, i.RSSFileMiB, i.PeakRSSMiB, i.Series)
 	}
 	if s := rep.Scale; s != nil {
 		fmt.Fprintf(w, "\nscale: %d TCP checks, default interval and cap: serving after %.2fs, RSS %.1fMiB after load, "+
-			"after %.0fs: %d runs, %d overruns, %d down, RSS %.1fMiB (peak %.1fMiB), one scrape %.0fms (%d bytes, %d series, %.1f per check), cpu %.1fs\n",
-			s.Checks, s.LoadSeconds, s.IdleRSSMiB, s.WaitedSeconds, s.Runs, s.Overruns, s.Down, s.RSSMiB, s.PeakRSSMiB,
+			"after %.0fs: %d runs, %d overruns, %d down, RSS %.1fMiB (anon %.1f, file %.1f; peak %.1fMiB), one scrape %.0fms (%d bytes, %d series, %.1f per check), cpu %.1fs\n",
+			s.Checks, s.LoadSeconds, s.IdleRSSMiB, s.WaitedSeconds, s.Runs, s.Overruns, s.Down, s.RSSMiB, s.RSSAnonMiB, s.RSSFileMiB, s.PeakRSSMiB,
 			1000*s.ScrapeSeconds, s.ScrapeBytes, s.Series, s.SeriesPerCheck, s.CPUSeconds)
 	}
 }
