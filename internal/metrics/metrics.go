@@ -370,7 +370,20 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 	}
 	cl := m.labels[c]
 	if cl == nil {
-		// A run that started before a reload (or before the first scrape):
+		if gen := m.store.Generation(); m.labels == nil || gen != m.gen {
+			// The first run after a load builds the label cache, not the
+			// next scrape: a series made from labels built for one run
+			// would keep them besides the cache's own (about 0.5 KB per
+			// check, issue 10). Pruning waits for the scrape (stale), as
+			// before: by then the checks that share a removed check's
+			// labels have recorded theirs.
+			m.relabelLocked(m.store.Latest())
+			m.gen, m.stale = gen, true
+			cl = m.labels[c]
+		}
+	}
+	if cl == nil {
+		// A run that started before a reload:
 		// labels for this once, not cached; the next scrape prunes again in
 		// case the check is gone.
 		cl = newCheckLabels(c, m.interner)
@@ -507,7 +520,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 // prunes the counters of checks no longer configured: once per configuration
 // (or after a run of a check that is not in the cache), not at every scrape.
 func (m *Metrics) reconfigureLocked(entries []results.Entry) {
-	configured := make(map[string]bool, len(entries))
+	m.pruneLocked(m.relabelLocked(entries))
+	m.stale = false
+}
+
+// relabelLocked builds the label cache for the configured checks, keeping
+// the labels of a check that did not change, and returns the configured
+// check IDs.
+func (m *Metrics) relabelLocked(entries []results.Entry) (configured map[string]bool) {
+	configured = make(map[string]bool, len(entries))
 	labels := make(map[*probe.Check]*checkLabelSet, len(entries))
 	byID := make(map[string]*checkLabelSet, len(m.labels))
 	for _, cl := range m.labels {
@@ -527,9 +548,8 @@ func (m *Metrics) reconfigureLocked(entries []results.Entry) {
 		labels[c] = cl
 		configured[cl.id] = true
 	}
-	m.pruneLocked(configured)
 	m.labels = labels
-	m.stale = false
+	return configured
 }
 
 // labelsLocked is the cached labels of c; a check not in the cache (not

@@ -8,29 +8,35 @@ import (
 
 // History is the outcomes of a check's last runs, at most HistoryLen, kept
 // as a fixed ring of small values inside the entry: recording a run
-// allocates nothing, and at 10,000 checks the history costs 16 bytes per
+// allocates nothing, and at 10,000 checks the history costs 9 bytes per
 // outcome instead of a new slice of 48-byte outcomes on every probe (issue
-// 10). Snapshot hands out copies; a nil *History reads as empty.
+// 10). The times and the verdicts are kept in separate arrays, so that no
+// outcome pads its one-byte verdict to eight (192 bytes per check, not
+// 352). Snapshot hands out copies; a nil *History reads as empty.
 type History struct {
-	ring [HistoryLen]compactOutcome
-	next uint8 // index of the slot the next outcome goes to
-	n    uint8 // outcomes held
+	at      [HistoryLen]int64 // Unix nanoseconds
+	verdict [HistoryLen]uint8 // compactOutcome.verdict
+	next    uint8             // index of the slot the next outcome goes to
+	n       uint8             // outcomes held
 }
 
-// compactOutcome is an Outcome in 16 bytes: the time in Unix nanoseconds
-// and the reason as its index in probe.Reasons.
+// compactOutcome is an Outcome in 16 bytes (9 in a History): the time in Unix nanoseconds,
+// and the reason as its index in probe.Reasons with upBit set when up.
 type compactOutcome struct {
-	at     int64
-	up     bool
-	reason uint8
+	at      int64
+	verdict uint8
 }
+
+// upBit marks an up outcome in compactOutcome.verdict; reason codes stay
+// below it (probe.Reasons has 17, unknownReason aside).
+const upBit = 0x80
 
 // reasonList is probe.Reasons, read-only; a reason outside it (none is
 // produced today) is kept as unknownReason and read back as
 // probe.ReasonInternalError: never as "ok".
 var reasonList = probe.Reasons()
 
-const unknownReason = 0xff
+const unknownReason = upBit - 1
 
 func reasonCode(r probe.Reason) uint8 {
 	for i, known := range reasonList {
@@ -41,18 +47,26 @@ func reasonCode(r probe.Reason) uint8 {
 	return unknownReason
 }
 
+func compact(o Outcome) compactOutcome {
+	c := compactOutcome{at: o.At.UnixNano(), verdict: reasonCode(o.Reason)}
+	if o.Up {
+		c.verdict |= upBit
+	}
+	return c
+}
+
 func (c compactOutcome) outcome() Outcome {
 	reason := probe.ReasonInternalError
-	if int(c.reason) < len(reasonList) {
-		reason = reasonList[c.reason]
+	if code := int(c.verdict &^ upBit); code < len(reasonList) {
+		reason = reasonList[code]
 	}
-	return Outcome{At: time.Unix(0, c.at), Up: c.up, Reason: reason}
+	return Outcome{At: time.Unix(0, c.at), Up: c.verdict&upBit != 0, Reason: reason}
 }
 
 // add records o and returns it as kept.
 func (h *History) add(o Outcome) compactOutcome {
-	c := compactOutcome{at: o.At.UnixNano(), up: o.Up, reason: reasonCode(o.Reason)}
-	h.ring[h.next] = c
+	c := compact(o)
+	h.at[h.next], h.verdict[h.next] = c.at, c.verdict
 	h.next = uint8((int(h.next) + 1) % HistoryLen)
 	if h.n < HistoryLen {
 		h.n++
@@ -74,7 +88,8 @@ func (h *History) At(i int) Outcome {
 		panic("results: History index out of range")
 	}
 	start := (int(h.next) - int(h.n) + HistoryLen) % HistoryLen
-	return h.ring[(start+i)%HistoryLen].outcome()
+	k := (start + i) % HistoryLen
+	return compactOutcome{at: h.at[k], verdict: h.verdict[k]}.outcome()
 }
 
 // Last is the newest outcome; ok is false when there is none.

@@ -79,7 +79,7 @@ func (e Entry) Ran() bool { return !e.Updated.IsZero() }
 // Store is safe for concurrent use.
 type Store struct {
 	mu    sync.RWMutex
-	order []string // check IDs in config order
+	order []*Entry // in config order (the entries of byID)
 	byID  map[string]*Entry
 	// byCheck finds the entry of a configured check without spelling its
 	// ID (Put runs for every probe); a check of an older configuration is
@@ -104,7 +104,7 @@ func NewWithClock(now func() time.Time) *Store {
 func (s *Store) SetChecks(checks []*probe.Check) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	order := make([]string, 0, len(checks))
+	order := make([]*Entry, 0, len(checks))
 	byID := make(map[string]*Entry, len(checks))
 	byCheck := make(map[*probe.Check]*Entry, len(checks))
 	for _, c := range checks {
@@ -118,7 +118,7 @@ func (s *Store) SetChecks(checks []*probe.Check) {
 		}
 		byID[id] = e
 		byCheck[c] = e
-		order = append(order, id)
+		order = append(order, e)
 	}
 	s.order, s.byID, s.byCheck = order, byID, byCheck
 	s.gen++
@@ -164,8 +164,8 @@ func (s *Store) Snapshot() []Entry {
 	defer s.mu.RUnlock()
 	out := make([]Entry, 0, len(s.order))
 	histories := make([]History, len(s.order)) // one allocation for all
-	for i, id := range s.order {
-		e := *s.byID[id]
+	for i, p := range s.order {
+		e := *p
 		if e.History != nil {
 			histories[i] = *e.History
 			e.History = &histories[i]
@@ -183,8 +183,8 @@ func (s *Store) Latest() []Entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]Entry, 0, len(s.order))
-	for _, id := range s.order {
-		e := *s.byID[id]
+	for _, p := range s.order {
+		e := *p
 		e.History = nil
 		out = append(out, e)
 	}

@@ -91,9 +91,12 @@ type Scheduler struct {
 	tracer *tracer
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	jobs    map[string]*job // by job ID: the members' probe.Check.GroupID
-	byCheck map[string]*job // by check ID, for the per-check accessors
+	mu   sync.Mutex
+	jobs map[string]*job // by job ID: the members' probe.Check.GroupID
+	// byCheck finds the job of a range member by its check ID, for the
+	// per-check accessors; a single check's job is jobs[its ID] (one map
+	// entry per check, not two, at 10,000 checks).
+	byCheck map[string]*job
 	ctx     context.Context // nil until Start
 	cancel  context.CancelFunc
 	stopped bool
@@ -103,23 +106,29 @@ type Scheduler struct {
 }
 
 // job is the schedule of one check, or of the ports of one range group.
+//
+// A job holds no context of its own: each run gets one, cancelled when the
+// run ends, so that 10,000 idle checks do not each keep a cancelCtx, its
+// channel and an entry in the scheduler's context (about 0.2 KB per check,
+// issue 10).
 type job struct {
 	id       string
 	members  []*probe.Check // a change of their settings restarts the schedule
 	interval time.Duration
 	timer    *time.Timer
 	next     time.Time // the slot the timer is armed for
-	ctx      context.Context
+	// cancel ends the run in flight; nil while none is. Guarded by
+	// Scheduler.mu.
 	cancel   context.CancelFunc
-	removed  bool
 	overruns atomic.Uint64
 
 	// Guarded by Scheduler.mu.
-	first  bool      // the next run is the first: soon after arming, every member
-	phase  time.Time // the regular schedule's first slot, at the check's offset in its interval
-	cursor int       // the range member the next sample starts at
-	factor int       // interval multiplier while a server asks to back off; 1 normally
-	halted bool      // a server asked to stop; only a changed configuration restarts it
+	phase   time.Time // the regular schedule's first slot, at the check's offset in its interval
+	cursor  int       // the range member the next sample starts at
+	factor  int       // interval multiplier while a server asks to back off; 1 normally
+	removed bool
+	first   bool // the next run is the first: soon after arming, every member
+	halted  bool // a server asked to stop; only a changed configuration restarts it
 }
 
 // New returns a scheduler; nothing runs before Start.
@@ -190,6 +199,7 @@ func intervalOf(c *probe.Check) time.Duration {
 type unit struct {
 	id      string
 	members []*probe.Check
+	ids     []string // the members' check IDs
 }
 
 // units groups checks into single checks and range groups (by
@@ -205,7 +215,10 @@ func (s *Scheduler) units(checks []*probe.Check) []*unit {
 			continue
 		}
 		seen[id] = true
-		key := c.GroupID()
+		key := id // a single check is its own group: one string for both
+		if c.Range != "" {
+			key = c.GroupID()
+		}
 		g, ok := groups[key]
 		if !ok {
 			g = &unit{id: key}
@@ -213,6 +226,7 @@ func (s *Scheduler) units(checks []*probe.Check) []*unit {
 			out = append(out, g)
 		}
 		g.members = append(g.members, c)
+		g.ids = append(g.ids, id)
 	}
 	return out
 }
@@ -233,7 +247,7 @@ func (s *Scheduler) Apply(checks []*probe.Check) {
 	defer s.mu.Unlock()
 	units := s.units(checks)
 	keep := make(map[string]bool, len(units))
-	byCheck := make(map[string]*job, len(checks))
+	byCheck := map[string]*job{}
 	var added, changed, unchanged int
 	for _, u := range units {
 		keep[u.id] = true
@@ -255,8 +269,10 @@ func (s *Scheduler) Apply(checks []*probe.Check) {
 				s.armLocked(j, time.Now())
 			}
 		}
-		for _, c := range u.members {
-			byCheck[c.ID()] = j
+		if u.members[0].Range != "" {
+			for _, id := range u.ids {
+				byCheck[id] = j
+			}
 		}
 	}
 	var removed int
@@ -330,12 +346,21 @@ func (s *Scheduler) Stop() {
 // of a range group share the group's count.
 func (s *Scheduler) Overruns(id string) uint64 {
 	s.mu.Lock()
-	j := s.byCheck[id]
+	j := s.jobLocked(id)
 	s.mu.Unlock()
 	if j == nil {
 		return 0
 	}
 	return j.overruns.Load()
+}
+
+// jobLocked is the job that runs the check id; nil for an unknown ID (or
+// a range group's ID, which names no check).
+func (s *Scheduler) jobLocked(id string) *job {
+	if j := s.jobs[id]; j != nil && j.members[0].Range == "" {
+		return j
+	}
+	return s.byCheck[id]
 }
 
 // Throttled reports how a server's request to be probed less (an NTP
@@ -346,7 +371,7 @@ func (s *Scheduler) Overruns(id string) uint64 {
 func (s *Scheduler) Throttled(id string) (factor int, stopped bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	j := s.byCheck[id]
+	j := s.jobLocked(id)
 	if j == nil {
 		return 0, false
 	}
@@ -357,7 +382,6 @@ func (s *Scheduler) Throttled(id string) (factor int, stopped bool) {
 // first-run spread; the regular schedule then continues at its offset within
 // the interval, so checks stay spread over it.
 func (s *Scheduler) armLocked(j *job, now time.Time) {
-	j.ctx, j.cancel = context.WithCancel(s.ctx)
 	j.first = true
 	j.phase = now.Add(Offset(j.id, j.interval))
 	j.next = now.Add(Offset(j.id, min(j.interval, s.opts.FirstRunSpread)))
@@ -406,7 +430,10 @@ func (s *Scheduler) fire(j *job) {
 		return
 	}
 	s.inflight.Add(1)
-	first, ctx, slot := j.first, j.ctx, j.next
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	j.cancel = cancel
+	first, slot := j.first, j.next
 	j.first = false
 	var samples [][]*probe.Check
 	if first {
@@ -431,6 +458,7 @@ func (s *Scheduler) fire(j *job) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	j.cancel = nil // the run is over: cancelled by the deferred call
 	if s.stopped || j.removed || ctx.Err() != nil {
 		return
 	}
