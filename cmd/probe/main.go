@@ -320,6 +320,9 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	maxConcurrent := fs.Int("scheduler.max-concurrent", scheduler.DefaultMaxConcurrent, "probes in flight at once")
 	allReasons := fs.Bool("metrics.all-reasons", false, "export connprobe_check_reason for every reason (0 or 1), not only the current one")
 	latencyBuckets := fs.Bool("metrics.latency-buckets", false, "give connprobe_check_latency_seconds classic buckets besides the native histogram")
+	phases := fs.Bool("metrics.phases", false, "export connprobe_check_phase_duration_seconds (one series per phase of the last run)")
+	tlsDetails := fs.Bool("metrics.tls-details", false, "export connprobe_tls_version_info and connprobe_tls_handshake_seconds")
+	ntpDetails := fs.Bool("metrics.ntp-details", false, "export connprobe_ntp_reachable, _rtt_seconds, _stratum, _root_distance_seconds and _leap, and the kiss code none and throttled 0")
 	var tf traceFlags
 	tf.register(fs, true)
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
@@ -344,9 +347,10 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		ListenAddrs:   *listen,
 		WebConfigFile: *webConfig,
 		MaxConcurrent: *maxConcurrent,
-		Metrics:       agent.MetricsOptions{AllReasons: *allReasons, LatencyBuckets: *latencyBuckets},
-		Trace:         tf.options(),
-		Logger:        logger,
+		Metrics: agent.MetricsOptions{AllReasons: *allReasons, LatencyBuckets: *latencyBuckets,
+			Phases: *phases, TLSDetails: *tlsDetails, NTPDetails: *ntpDetails},
+		Trace:  tf.options(),
+		Logger: logger,
 	})
 	if err != nil {
 		logger.Error("cannot start", "err", err)

@@ -45,6 +45,9 @@ type Options struct {
 type MetricsOptions struct {
 	AllReasons     bool // connprobe_check_reason for every reason, not only the current one
 	LatencyBuckets bool // classic buckets for connprobe_check_latency_seconds
+	Phases         bool // connprobe_check_phase_duration_seconds
+	TLSDetails     bool // connprobe_tls_version_info and connprobe_tls_handshake_seconds
+	NTPDetails     bool // the connprobe_ntp_* details, kiss code none and throttled 0
 }
 
 func (o MetricsOptions) options() []metrics.Option {
@@ -54,6 +57,15 @@ func (o MetricsOptions) options() []metrics.Option {
 	}
 	if o.LatencyBuckets {
 		out = append(out, metrics.WithLatencyBuckets())
+	}
+	if o.Phases {
+		out = append(out, metrics.WithPhases())
+	}
+	if o.TLSDetails {
+		out = append(out, metrics.WithTLSDetails())
+	}
+	if o.NTPDetails {
+		out = append(out, metrics.WithNTPDetails())
 	}
 	return out
 }

@@ -116,6 +116,9 @@ type Metrics struct {
 
 	allReasons     bool // export every reason (0 or 1), not only the current one
 	classicBuckets bool // the latency histogram has classic buckets too
+	phases         bool // export connprobe_check_phase_duration_seconds
+	tlsDetails     bool // export connprobe_tls_version_info and connprobe_tls_handshake_seconds
+	ntpDetails     bool // export the NTP detail families, and the normal states (kiss code none, throttled 0)
 
 	// labels caches the label values of every configured check for the
 	// store generation gen: built once per configuration, not per scrape.
@@ -222,6 +225,31 @@ func WithAllReasons() Option { return func(m *Metrics) { m.allReasons = true } }
 // Prometheus without native histograms that wants latency quantiles.
 func WithLatencyBuckets() Option { return func(m *Metrics) { m.classicBuckets = true } }
 
+// WithPhases exports connprobe_check_phase_duration_seconds, one series per
+// phase of the last run. Off by default: an https check records five phases
+// (dns, connect, tls, request, response), an smtp check with login six, which
+// alone would take a check past the 12 series issue 10 allows;
+// connprobe_check_duration_seconds stays as their total.
+func WithPhases() Option { return func(m *Metrics) { m.phases = true } }
+
+// WithTLSDetails exports connprobe_tls_version_info and
+// connprobe_tls_handshake_seconds. Off by default: no alert rule uses them,
+// and the handshake time is connprobe_check_phase_duration_seconds{phase="tls"}
+// again (the probers record one from the other).
+func WithTLSDetails() Option { return func(m *Metrics) { m.tlsDetails = true } }
+
+// WithNTPDetails exports connprobe_ntp_reachable, connprobe_ntp_rtt_seconds,
+// connprobe_ntp_stratum, connprobe_ntp_root_distance_seconds and
+// connprobe_ntp_leap, plus connprobe_ntp_kiss_code_info{kiss_code="none"} and
+// connprobe_check_throttled 0 for servers in their normal state. By default an
+// ntp check exports the verdict (up, reason), connprobe_ntp_usable and
+// connprobe_ntp_offset_seconds (the alert rules use them), and the kiss code
+// and throttled state only when the server sent a kiss-o'-death or connprobe
+// backs off: what explains a failing check. Reachable is the presence of the
+// offset (both exist exactly when a reply came back); the other details
+// explain an unusable reply, whose reason and detail say the same.
+func WithNTPDetails() Option { return func(m *Metrics) { m.ntpDetails = true } }
+
 // WithThrottled exports connprobe_check_throttled from f;
 // scheduler.Scheduler.Throttled fits.
 func WithThrottled(f func(id string) (factor int, stopped bool)) Option {
@@ -261,7 +289,7 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		tlsVersion:    desc("tls_version_info", "TLS version and cipher suite negotiated by the last run.", resultLabels, "version", "cipher"),
 		tlsHandshake:  desc("tls_handshake_seconds", "How long the TLS handshake of the last run took.", resultLabels),
 
-		throttledState: desc("check_throttled", "Whether the server asked to be probed less: 0 no, 1 backing off (interval multiplied), 2 stopped until the configuration changes.", checkLabels),
+		throttledState: desc("check_throttled", "Whether the server asked to be probed less: 1 backing off (interval multiplied), 2 stopped until the configuration changes; 0 (no) only with --metrics.ntp-details, else absent.", checkLabels),
 
 		uplinkUp: desc("uplink_up", "Site-wide uplink verdict from the outbound checks and their traced paths: 1 when a target answered, "+
 			"0 when checks to two or more destinations stop at the same place and none succeeds; absent while there is no verdict "+
@@ -282,7 +310,7 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 		ntpStratum:      desc("ntp_stratum", "Stratum the server reported in the last reply.", resultLabels),
 		ntpRootDistance: desc("ntp_root_distance_seconds", "Root distance of the server in the last reply.", resultLabels),
 		ntpLeap:         desc("ntp_leap", "Leap indicator of the last reply (3: the server is not synchronised).", resultLabels),
-		ntpKissCode:     desc("ntp_kiss_code_info", "1, for the kiss-o'-death code of the last reply (RATE, DENY, RSTR, other, or none).", resultLabels, "kiss_code"),
+		ntpKissCode:     desc("ntp_kiss_code_info", "1, for the kiss-o'-death code of the last reply (RATE, DENY, RSTR or other; none, for a reply that is no kiss-o'-death, only with --metrics.ntp-details).", resultLabels, "kiss_code"),
 
 		rangePorts:     desc("range_ports", "Ports of the range by the status of their last probe (unknown: not probed yet).", rangeLabels, "status"),
 		rangePortsUp:   desc("range_ports_up", "Ports of the range whose last probe was up.", rangeLabels),
@@ -566,16 +594,26 @@ func (m *Metrics) labelsLocked(c *probe.Check) *checkLabelSet {
 // NTP kiss-o'-death); only their checks export connprobe_check_throttled.
 func throttlingKind(kind string) bool { return kind == "ntp" }
 
-// checkDescs are the per-check families: those emitEntryLocked and
-// emitSeriesLocked build (a test holds Handler to Collect, so a family
-// missing here fails it).
+// checkDescs are the per-check families this Metrics exports: those
+// emitEntryLocked and emitSeriesLocked build, without the opt-in families
+// that are off, which a scrape then never walks the checks for (a test holds
+// Handler to Collect, so a family missing here fails it).
 func (m *Metrics) checkDescs() []*prometheus.Desc {
-	return []*prometheus.Desc{
+	descs := []*prometheus.Desc{
 		m.essential, m.overrunsTotal, m.throttledState, m.up, m.reason, m.duration, m.lastRun,
-		m.phaseDuration, m.pathHop, m.pathInfo, m.certNotAfter, m.tlsVersion, m.tlsHandshake,
-		m.ntpReachable, m.ntpUsable, m.ntpOffset, m.ntpRTT, m.ntpStratum, m.ntpRootDistance,
-		m.ntpLeap, m.ntpKissCode, m.runsTotal, m.latency,
+		m.pathHop, m.pathInfo, m.certNotAfter, m.ntpUsable, m.ntpOffset, m.ntpKissCode,
+		m.runsTotal, m.latency,
 	}
+	if m.phases {
+		descs = append(descs, m.phaseDuration)
+	}
+	if m.tlsDetails {
+		descs = append(descs, m.tlsVersion, m.tlsHandshake)
+	}
+	if m.ntpDetails {
+		descs = append(descs, m.ntpReachable, m.ntpRTT, m.ntpStratum, m.ntpRootDistance, m.ntpLeap)
+	}
+	return descs
 }
 
 // emitSeriesLocked emits what Record accumulated: the run counters and the
@@ -605,7 +643,10 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 		case factor > 1:
 			state = 1
 		}
-		out.gauge(m.throttledState, cl.pairs, state)
+		// The normal state only with the details: alerts select > 0.
+		if state != 0 || m.ntpDetails {
+			out.gauge(m.throttledState, cl.pairs, state)
+		}
 	}
 
 	var seenFamilies []string
@@ -651,6 +692,9 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 
 		var seenPhases []probe.Phase
 		for _, t := range r.Timings {
+			if !m.phases {
+				break
+			}
 			if t.Phase == probe.PhaseNone || slices.Contains(seenPhases, t.Phase) {
 				continue
 			}
@@ -668,10 +712,10 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 			if !tf.NotAfter.IsZero() {
 				gauge(m.certNotAfter, float64(tf.NotAfter.Unix()))
 			}
-			if tf.Version != "" {
+			if tf.Version != "" && m.tlsDetails {
 				gauge(m.tlsVersion, 1, labelPair("version", tf.Version), labelPair("cipher", tf.Cipher))
 			}
-			if tf.HandshakeSeconds > 0 {
+			if tf.HandshakeSeconds > 0 && m.tlsDetails {
 				gauge(m.tlsHandshake, tf.HandshakeSeconds)
 			}
 		}
@@ -680,16 +724,24 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 			// Reachable and usable are separate facts; the measurements
 			// exist only when a reply came back. The offset is exported for
 			// a reachable but unusable server too: it is what was measured,
-			// and alert rules combine it with connprobe_ntp_usable.
-			gauge(m.ntpReachable, boolValue(nf.Reachable))
+			// and alert rules combine it with connprobe_ntp_usable. The
+			// details (WithNTPDetails) are left out by default.
+			if m.ntpDetails {
+				gauge(m.ntpReachable, boolValue(nf.Reachable))
+			}
 			gauge(m.ntpUsable, boolValue(nf.Usable))
 			if nf.Reachable {
 				gauge(m.ntpOffset, nf.OffsetSeconds)
-				gauge(m.ntpRTT, nf.RTTSeconds)
-				gauge(m.ntpStratum, float64(nf.Stratum))
-				gauge(m.ntpRootDistance, nf.RootDistanceSeconds)
-				gauge(m.ntpLeap, float64(nf.Leap))
-				gauge(m.ntpKissCode, 1, labelPair("kiss_code", kissCodeLabel(nf.KissCode)))
+				if m.ntpDetails {
+					gauge(m.ntpRTT, nf.RTTSeconds)
+					gauge(m.ntpStratum, float64(nf.Stratum))
+					gauge(m.ntpRootDistance, nf.RootDistanceSeconds)
+					gauge(m.ntpLeap, float64(nf.Leap))
+				}
+				// A kiss-o'-death explains a failing check: always.
+				if nf.KissCode != "" || m.ntpDetails {
+					gauge(m.ntpKissCode, 1, labelPair("kiss_code", kissCodeLabel(nf.KissCode)))
+				}
 			}
 		}
 	}

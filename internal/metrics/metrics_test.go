@@ -105,7 +105,7 @@ func mustValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[st
 }
 
 func TestResultGaugesFromStore(t *testing.T) {
-	reg, store, m := newTestMetrics(t, func(id string) uint64 { return 7 })
+	reg, store, m := newTestMetrics(t, func(id string) uint64 { return 7 }, WithPhases(), WithTLSDetails())
 	c := tlsCheck()
 	store.SetChecks([]*probe.Check{c})
 	rs := []probe.Result{okTLSResult(c)}
@@ -142,6 +142,26 @@ func TestResultGaugesFromStore(t *testing.T) {
 	}
 	if _, ok := value(t, reg, "connprobe_check_essential", map[string]string{"ip_family": "ipv4"}); ok {
 		t.Error("connprobe_check_essential carries ip_family; it describes the check, not a result")
+	}
+}
+
+// TestTLSDefaultShape: by default a TLS check exports its certificate's
+// expiry and its run's duration, not the phases, version or handshake time
+// (WithPhases, WithTLSDetails).
+func TestTLSDefaultShape(t *testing.T) {
+	reg, store, m := newTestMetrics(t, nil)
+	c := tlsCheck()
+	store.SetChecks([]*probe.Check{c})
+	rs := []probe.Result{okTLSResult(c)}
+	store.Put(c, rs)
+	m.Record(c, rs)
+	v4 := map[string]string{"check": "outlook", "ip_family": "ipv4"}
+	mustValue(t, reg, "connprobe_check_duration_seconds", v4, 0.12)
+	mustValue(t, reg, "connprobe_tls_cert_not_after_timestamp_seconds", v4, float64(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Unix()))
+	for _, name := range []string{"connprobe_check_phase_duration_seconds", "connprobe_tls_version_info", "connprobe_tls_handshake_seconds"} {
+		if _, ok := value(t, reg, name, v4); ok {
+			t.Errorf("%s exported in the default shape", name)
+		}
 	}
 }
 

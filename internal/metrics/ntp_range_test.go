@@ -30,7 +30,7 @@ func lintClean(t *testing.T, reg prometheus.Gatherer) {
 }
 
 func TestNTPFactsAreSeparateSeries(t *testing.T) {
-	reg, store, m := newTestMetrics(t, nil)
+	reg, store, m := newTestMetrics(t, nil, WithNTPDetails())
 	c := ntpCheck()
 	store.SetChecks([]*probe.Check{c})
 	rs := []probe.Result{
@@ -83,14 +83,63 @@ func TestNTPFactsAreSeparateSeries(t *testing.T) {
 	lintClean(t, reg)
 }
 
+// TestNTPDefaultShape: by default an ntp check exports usable and the
+// offset, the kiss code only when the reply was a kiss-o'-death, and none of
+// the details WithNTPDetails adds.
+func TestNTPDefaultShape(t *testing.T) {
+	reg, store, m := newTestMetrics(t, nil)
+	c := ntpCheck()
+	store.SetChecks([]*probe.Check{c})
+	rs := []probe.Result{
+		{Check: c, Address: "192.0.2.1", IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+			Phase: probe.PhaseResponse, Start: start, Duration: 20 * time.Millisecond,
+			Facts: probe.Facts{NTPFacts: &probe.NTPFacts{Reachable: true, Usable: true, OffsetSeconds: -0.0042,
+				RTTSeconds: 0.018, Stratum: 2, RootDistanceSeconds: 0.03}}},
+		{Check: c, Address: "2001:db8::1", IPFamily: probe.FamilyIPv6, Reason: probe.ReasonProtocol,
+			Phase: probe.PhaseResponse, Start: start,
+			Facts: probe.Facts{NTPFacts: &probe.NTPFacts{Reachable: true, KissCode: "RATE", OffsetSeconds: 0.5}}},
+	}
+	store.Put(c, rs)
+	m.Record(c, rs)
+	v4 := map[string]string{"check": "time", "ip_family": "ipv4"}
+	v6 := map[string]string{"check": "time", "ip_family": "ipv6"}
+	mustValue(t, reg, "connprobe_ntp_usable", v4, 1)
+	mustValue(t, reg, "connprobe_ntp_offset_seconds", v4, -0.0042)
+	mustValue(t, reg, "connprobe_ntp_usable", v6, 0)
+	mustValue(t, reg, "connprobe_ntp_offset_seconds", v6, 0.5)
+	mustValue(t, reg, "connprobe_ntp_kiss_code_info", map[string]string{"ip_family": "ipv6", "kiss_code": "RATE"}, 1)
+	if n := testutil.CollectAndCount(m, "connprobe_ntp_kiss_code_info"); n != 1 {
+		t.Errorf("%d kiss code series, want 1 (none is left out by default)", n)
+	}
+	for _, name := range []string{"connprobe_ntp_reachable", "connprobe_ntp_rtt_seconds", "connprobe_ntp_stratum",
+		"connprobe_ntp_root_distance_seconds", "connprobe_ntp_leap"} {
+		if n := testutil.CollectAndCount(m, name); n != 0 {
+			t.Errorf("%s: %d series in the default shape", name, n)
+		}
+	}
+	lintClean(t, reg)
+}
+
+// TestThrottledGauge: 1 backing off, 2 stopped; the normal state 0 only
+// with WithNTPDetails (absent by default: alerts select > 0).
 func TestThrottledGauge(t *testing.T) {
+	for _, details := range []bool{false, true} {
+		testThrottledGauge(t, details)
+	}
+}
+
+func testThrottledGauge(t *testing.T, details bool) {
 	reg := prometheus.NewRegistry()
 	store := results.New()
 	state := map[string][2]int{} // factor, stopped
-	_, err := New(reg, store, nil, buildinfo.Info{}, WithThrottled(func(id string) (int, bool) {
+	opts := []Option{WithThrottled(func(id string) (int, bool) {
 		s := state[id]
 		return s[0], s[1] == 1
-	}))
+	})}
+	if details {
+		opts = append(opts, WithNTPDetails())
+	}
+	_, err := New(reg, store, nil, buildinfo.Info{}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +150,12 @@ func TestThrottledGauge(t *testing.T) {
 		want            float64
 	}{{1, 0, 0}, {4, 0, 1}, {16, 1, 2}} {
 		state[c.ID()] = [2]int{tc.factor, tc.stopped}
+		if tc.want == 0 && !details {
+			if _, ok := value(t, reg, "connprobe_check_throttled", map[string]string{"check": "time"}); ok {
+				t.Error("connprobe_check_throttled 0 exported without WithNTPDetails")
+			}
+			continue
+		}
 		mustValue(t, reg, "connprobe_check_throttled", map[string]string{"check": "time"}, tc.want)
 	}
 	lintClean(t, reg)

@@ -60,19 +60,22 @@ func okTCPResult(c *probe.Check) []probe.Result {
 }
 
 // TestSeriesPerCheck pins the series budget the README states: in the text
-// format a TCP check by name that succeeds exports 12 series by default
-// (issue 10: at most 12), a TLS check 16 (the native histogram's text form is
-// _sum, _count and one +Inf bucket; a Prometheus with native histograms
-// stores it as one series); the options add what they say.
+// format a TCP check by name that succeeds exports 10 series by default, a
+// TLS check 11 (issue 10: at most 12; the native histogram's text form is
+// _sum, _count and one +Inf bucket, which a Prometheus with native
+// histograms stores as one series); the options add what they say.
 func TestSeriesPerCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		opts     []Option
 		tcp, tls int
 	}{
-		{"default", nil, 12, 16},
-		{"all reasons", []Option{WithAllReasons()}, 12 + 16, 16 + 16},
-		{"classic buckets", []Option{WithLatencyBuckets()}, 12 + 13, 16 + 13},
+		{"default", nil, 10, 11},
+		{"all reasons", []Option{WithAllReasons()}, 10 + 16, 11 + 16},
+		{"classic buckets", []Option{WithLatencyBuckets()}, 10 + 13, 11 + 13},
+		{"phases", []Option{WithPhases()}, 10 + 2, 11 + 3},
+		{"tls details", []Option{WithTLSDetails()}, 10, 11 + 2},
+		{"ntp details", []Option{WithNTPDetails()}, 10, 11},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg, store, m := newTestMetrics(t, func(string) uint64 { return 0 }, tc.opts...)
@@ -91,6 +94,114 @@ func TestSeriesPerCheck(t *testing.T) {
 		})
 	}
 }
+
+// maxSeriesPerCheck is issue 10's budget for one check in the default shape.
+const maxSeriesPerCheck = 12
+
+// everyPhase is every phase a prober records; a result holding them all is
+// more than any kind's run records.
+var everyPhase = []probe.Phase{probe.PhaseDNS, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseBanner,
+	probe.PhaseLogin, probe.PhaseStartTLS, probe.PhaseData, probe.PhaseRequest, probe.PhaseResponse}
+
+// worstResult is an ok result of c with more than any run of its kind
+// records: every phase, TLS facts if the kind takes tls: (with every TLS
+// fact), NTP facts if it takes ntp: (reachable and usable, every measurement).
+func worstResult(c *probe.Check, spec probe.KindSpec) probe.Result {
+	r := probe.Result{Check: c, Address: "192.0.2.1", IPFamily: probe.FamilyIPv4, Up: true, Reason: probe.ReasonOK,
+		Phase: probe.PhaseConnect, Start: start, Duration: 20 * time.Millisecond}
+	for _, p := range everyPhase {
+		r.Timings = append(r.Timings, probe.Timing{Phase: p, Duration: time.Millisecond})
+	}
+	if spec.Takes(probe.OptionsTLS) {
+		r.Facts.TLSFacts = &probe.TLSFacts{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256",
+			NotAfter: start.Add(time.Hour), HandshakeSeconds: 0.01}
+	}
+	if spec.Takes(probe.OptionsNTP) {
+		r.Facts.NTPFacts = &probe.NTPFacts{Reachable: true, Usable: true, OffsetSeconds: 0.001, RTTSeconds: 0.01,
+			Stratum: 2, RootDistanceSeconds: 0.02}
+	}
+	return r
+}
+
+// kindSeries is the text-format series of one check of kind over transport
+// ("" for the default), host by name, up over one address family, with the
+// throttling state normal, and every family's name once.
+func kindSeries(t *testing.T, kind, transport string, opts ...Option) (lines []string, families map[string]bool) {
+	t.Helper()
+	spec, err := probe.LookupKind(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, store, m := newTestMetrics(t, func(string) uint64 { return 0 },
+		append(opts, WithThrottled(func(string) (int, bool) { return 1, false }))...)
+	c := &probe.Check{Name: "svc", Kind: kind, Host: "svc.example", Port: 1000, Transport: transport,
+		Network: spec.NetworkOf(transport), Interval: time.Minute}
+	rs := []probe.Result{worstResult(c, spec)}
+	store.SetChecks([]*probe.Check{c})
+	store.Put(c, rs)
+	m.Record(c, rs)
+	lines = textSeries(t, reg, "svc")
+	families = map[string]bool{}
+	for _, l := range lines {
+		name := l[:strings.IndexAny(l, "{ ")]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && strings.HasSuffix(base, "_latency_seconds") {
+				name = base
+			}
+		}
+		families[name] = true
+	}
+	return lines, families
+}
+
+// TestSeriesPerKind: every registered kind (and transport), so a new kind is
+// covered without a change here, exports at most 12 series per check in the
+// default shape, even with every phase and fact a run could record; the
+// opt-in options bring back the families they name.
+func TestSeriesPerKind(t *testing.T) {
+	all := []Option{WithPhases(), WithTLSDetails(), WithNTPDetails()}
+	for _, kind := range probe.KindNames() {
+		spec := probe.Kinds()[kind]
+		transports := spec.Transports
+		if len(transports) == 0 {
+			transports = []string{""}
+		}
+		for _, tr := range transports {
+			lines, fams := kindSeries(t, kind, tr)
+			t.Logf("%-9s %-3s %2d series", kind, tr, len(lines))
+			if len(lines) > maxSeriesPerCheck {
+				t.Errorf("kind %s %s: %d series in the default shape, want at most %d:\n%s",
+					kind, tr, len(lines), maxSeriesPerCheck, strings.Join(lines, "\n"))
+			}
+			for _, f := range optInFamilies {
+				if fams[f] {
+					t.Errorf("kind %s %s: %s in the default shape", kind, tr, f)
+				}
+			}
+			_, withAll := kindSeries(t, kind, tr, all...)
+			want := []string{"connprobe_check_phase_duration_seconds"}
+			if spec.Takes(probe.OptionsTLS) {
+				want = append(want, "connprobe_tls_version_info", "connprobe_tls_handshake_seconds")
+			}
+			if spec.Takes(probe.OptionsNTP) {
+				want = append(want, "connprobe_ntp_reachable", "connprobe_ntp_rtt_seconds", "connprobe_ntp_stratum",
+					"connprobe_ntp_root_distance_seconds", "connprobe_ntp_leap", "connprobe_ntp_kiss_code_info",
+					"connprobe_check_throttled")
+			}
+			for _, f := range want {
+				if !withAll[f] {
+					t.Errorf("kind %s %s: no %s with the opt-in options", kind, tr, f)
+				}
+			}
+		}
+	}
+}
+
+// optInFamilies are exported only with an option (kiss code and throttled
+// are in the default shape too, but only when not in their normal state).
+var optInFamilies = []string{"connprobe_check_phase_duration_seconds", "connprobe_tls_version_info",
+	"connprobe_tls_handshake_seconds", "connprobe_ntp_reachable", "connprobe_ntp_rtt_seconds", "connprobe_ntp_stratum",
+	"connprobe_ntp_root_distance_seconds", "connprobe_ntp_leap", "connprobe_ntp_kiss_code_info", "connprobe_check_throttled"}
 
 // TestLatencyIsNativeHistogram: one native histogram per result, with no
 // classic buckets unless asked for.
@@ -176,7 +287,7 @@ func TestGathererMatchesCollect(t *testing.T) {
 		put(rng, okTCPResult(rng))
 		return reg, m
 	}
-	for _, opts := range [][]Option{nil, {WithAllReasons(), WithLatencyBuckets()}} {
+	for _, opts := range [][]Option{nil, {WithAllReasons(), WithLatencyBuckets(), WithPhases(), WithTLSDetails(), WithNTPDetails()}} {
 		regC, _ := site(opts...)
 		regG, mG := site(opts...)
 		g := mG.Gatherer(regG)
