@@ -45,6 +45,40 @@ var allowedEmpty = map[string]string{
 	"connprobe-overview.json|Certificates expiring within 14 days|A": "the lab's certificate is valid for 90 days",
 }
 
+// optInPanels are the dashboard targets that show only families the agent
+// exports with an opt-in flag, keyed like allowedEmpty, with the flags. The
+// default-shape run allows them to be empty; the run with every flag
+// (TestDashboardsAgainstPrometheusAllFamilies) requires their data.
+var optInPanels = map[string]string{
+	"connprobe-agent.json|NTP servers|D":                           "--metrics.ntp-details",
+	"connprobe-agent.json|NTP servers|E":                           "--metrics.ntp-details",
+	"connprobe-agent.json|NTP servers|F":                           "--metrics.ntp-details",
+	"connprobe-agent.json|NTP servers|G":                           "--metrics.ntp-details",
+	"connprobe-agent.json|NTP round-trip time and root distance|A": "--metrics.ntp-details",
+	"connprobe-agent.json|NTP round-trip time and root distance|B": "--metrics.ntp-details",
+	"connprobe-agent.json|TLS version and cipher|A":                "--metrics.tls-details",
+	"connprobe-agent.json|TLS handshake time|A":                    "--metrics.tls-details or --metrics.phases",
+}
+
+// optInMetrics are the families the agent exports in the lab only with an
+// opt-in flag; a dashboard may name them, with a fallback or in an
+// optInPanels target.
+var optInMetrics = map[string]string{
+	"connprobe_check_phase_duration_seconds": "--metrics.phases",
+	"connprobe_tls_version_info":             "--metrics.tls-details",
+	"connprobe_tls_handshake_seconds":        "--metrics.tls-details",
+	"connprobe_ntp_reachable":                "--metrics.ntp-details",
+	"connprobe_ntp_rtt_seconds":              "--metrics.ntp-details",
+	"connprobe_ntp_stratum":                  "--metrics.ntp-details",
+	"connprobe_ntp_root_distance_seconds":    "--metrics.ntp-details",
+	"connprobe_ntp_leap":                     "--metrics.ntp-details",
+	"connprobe_ntp_kiss_code_info":           "--metrics.ntp-details (else only for a kiss-o'-death)",
+	"connprobe_check_throttled":              "--metrics.ntp-details (else only while backing off or stopped)",
+}
+
+// allFamilies are the agent flags that export every opt-in family.
+var allFamilies = []string{"--metrics.phases", "--metrics.tls-details", "--metrics.ntp-details"}
+
 // alertsFiringInLab are the alerts whose expression has results in the lab,
 // with the check that must be among them and why. Every other alerting
 // rule's expression must be empty: the lab is healthy but for that.
@@ -79,7 +113,17 @@ type expression struct {
 	variable    bool // a template variable's query
 }
 
-func TestDashboardsAgainstPrometheus(t *testing.T) {
+// TestDashboardsAgainstPrometheus runs every expression against the agent
+// in its default shape.
+func TestDashboardsAgainstPrometheus(t *testing.T) { testDashboards(t, nil) }
+
+// TestDashboardsAgainstPrometheusAllFamilies runs them against an agent
+// with every opt-in family: the panels that need a flag have data, and the
+// fallbacks for the default shape add no second series (the lab's known
+// answers say exactly one).
+func TestDashboardsAgainstPrometheusAllFamilies(t *testing.T) { testDashboards(t, allFamilies) }
+
+func testDashboards(t *testing.T, agentFlags []string) {
 	if testing.Short() {
 		t.Skip("starts an agent and Prometheus")
 	}
@@ -93,7 +137,8 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	if peers.rangeLo == 0 {
 		t.Log("no three consecutive free loopback ports: the lab has no port range, range expressions may be empty")
 	}
-	agentAddr := startAgent(t, dir, goBin, peers)
+	agentAddr := startAgent(t, dir, goBin, peers, agentFlags...)
+	optIn := len(agentFlags) > 0
 
 	ruleFiles, err := filepath.Glob(filepath.Join(repoRoot, "deploy", "prometheus", "*rules.yml"))
 	if err != nil {
@@ -109,7 +154,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	checkRulesWithPromtool(t, ruleFiles)
 	prom := startPrometheus(t, dir, promBin, agentAddr, ruleFiles)
 
-	exprs := dashboardExpressions(t, agentAddr, peers.rangeLo != 0)
+	exprs := dashboardExpressions(t, agentAddr, peers.rangeLo != 0, optIn)
 	ruleExprs := ruleExpressions(t, ruleFiles)
 	exprs = append(exprs, ruleExprs...)
 
@@ -190,7 +235,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
-	checkMetricNames(t, agentAddr, exprs)
+	checkMetricNames(t, agentAddr, exprs, optIn)
 
 	// With the data in: the allowed-empty expressions must still evaluate,
 	// every panel Grafana runs as a range query must run as one, and the
@@ -319,6 +364,9 @@ func labExpectations(l *lab, agentAddr string) map[string]func([]sample) error {
 		ag + "NTP servers|E":             only(map[string]string{"check": "lab-ntp"}, 2, 2),
 		ag + "NTP servers|G":             only(map[string]string{"check": "lab-ntp"}, 0, 0),
 		ag + "NTP kiss-o'-death code|A":  only(map[string]string{"kiss_code": "none"}, 1, 1),
+		ag + "NTP servers|A":             only(map[string]string{"check": "lab-ntp"}, 1, 1),
+		ag + "Throttled|A":               only(map[string]string{"check": "lab-ntp"}, 0, 0),
+		ag + "TLS handshake time|A":      only(map[string]string{"check": "lab-tls"}, 0, 1),
 		ag + "TLS version and cipher|A":  only(map[string]string{"check": "lab-tls", "version": "TLS 1.3"}, 1, 1),
 	}
 	if l.rangeLo != 0 {
@@ -347,7 +395,7 @@ func lookTool(t *testing.T, name string) string {
 
 // dashboardExpressions returns every panel target and template variable
 // query of every dashboard, substituted for the lab.
-func dashboardExpressions(t *testing.T, agentAddr string, haveRange bool) []expression {
+func dashboardExpressions(t *testing.T, agentAddr string, haveRange, optIn bool) []expression {
 	t.Helper()
 	builtins := map[string]string{
 		"datasource": "prometheus", "__rate_interval": "1m", "__interval": "15s",
@@ -400,6 +448,9 @@ func dashboardExpressions(t *testing.T, agentAddr string, haveRange bool) []expr
 				if !haveRange && e.allowEmpty == "" && rangeMetricRE.MatchString(expr) {
 					e.allowEmpty = "the lab has no port range"
 				}
+				if flag := optInPanels[key]; flag != "" && !optIn && e.allowEmpty == "" {
+					e.allowEmpty = "needs the agent flag " + flag + " (TestDashboardsAgainstPrometheusAllFamilies has it)"
+				}
 				out = append(out, e)
 			}
 		}
@@ -407,6 +458,11 @@ func dashboardExpressions(t *testing.T, agentAddr string, haveRange bool) []expr
 	for key := range allowedEmpty {
 		if !used[key] {
 			t.Errorf("allow-list entry %q matches no panel target", key)
+		}
+	}
+	for key := range optInPanels {
+		if _, ok := used[key]; !ok {
+			t.Errorf("optInPanels entry %q matches no panel target", key)
 		}
 	}
 	return out
@@ -492,7 +548,7 @@ var notInLab = map[string]string{
 		"TestAgentUplinkDownInLab)",
 }
 
-func checkMetricNames(t *testing.T, agentAddr string, exprs []expression) {
+func checkMetricNames(t *testing.T, agentAddr string, exprs []expression, optIn bool) {
 	t.Helper()
 	body := httpGet(t, "http://"+agentAddr+"/metrics")
 	exported := map[string]bool{}
@@ -513,7 +569,7 @@ func checkMetricNames(t *testing.T, agentAddr string, exprs []expression) {
 	}
 	for _, e := range exprs {
 		for _, m := range metricNameRE.FindAllStringSubmatch(e.expr, -1) {
-			if !exported[m[1]] && notInLab[m[1]] == "" {
+			if !exported[m[1]] && notInLab[m[1]] == "" && (optIn || optInMetrics[m[1]] == "") {
 				t.Errorf("%s: metric %s is not exported by the agent", e.key, m[1])
 			}
 		}
@@ -522,7 +578,7 @@ func checkMetricNames(t *testing.T, agentAddr string, exprs []expression) {
 
 // startAgent builds cmd/probe, writes the lab configuration and runs the
 // agent on a loopback port until the test ends; it returns host:port.
-func startAgent(t *testing.T, dir, goBin string, l *lab) string {
+func startAgent(t *testing.T, dir, goBin string, l *lab, flags ...string) string {
 	t.Helper()
 	bin := buildProbe(t, dir, goBin)
 
@@ -566,7 +622,8 @@ checks:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
-	logs := startProcess(t, "agent", bin, "--config.file", cfgFile, "--profiles.dir", profilesDir, "--web.listen-address", addr)
+	logs := startProcess(t, "agent", bin, append([]string{"--config.file", cfgFile, "--profiles.dir", profilesDir,
+		"--web.listen-address", addr}, flags...)...)
 	waitHTTP(t, "agent", "http://"+addr+"/-/healthy", logs)
 	return addr
 }
