@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -38,7 +39,26 @@ type metricsHandler struct {
 	g      prometheus.Gatherer
 	descs  []*prometheus.Desc // the per-check families, by name
 	logger *slog.Logger
+	// scratch holds *scrapeScratch: the buffers and compressor of a scrape,
+	// reused by the next one (a scrape of 10,000 checks allocated 15 MB).
+	scratch sync.Pool
 }
+
+// scrapeScratch is what one scrape writes with, kept for the next.
+type scrapeScratch struct {
+	bw   *bufio.Writer
+	gz   *gzip.Writer
+	text textSink
+	// Copies of the series Record accumulates, taken under the lock and
+	// written after it.
+	series  []series
+	runs    []reasonCount
+	classic []uint64
+}
+
+// textChunk is how much text is appended under the lock before it is
+// written out (to the compressor and the network) without it.
+const textChunk = 32 << 10
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mfs, err := h.g.Gather()
@@ -48,15 +68,28 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
 	w.Header().Set("Content-Type", string(format))
+
+	sc, _ := h.scratch.Get().(*scrapeScratch)
+	if sc == nil {
+		sc = &scrapeScratch{bw: bufio.NewWriterSize(nil, 64<<10)}
+	}
+	defer h.release(sc)
 	var dst io.Writer = w
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
 		w.Header().Add("Vary", "Accept-Encoding")
-		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		defer gz.Close()
-		dst = gz
+		if sc.gz == nil {
+			// BestSpeed: at 10,000 checks about 5% more bytes than the
+			// default level, at well under half its CPU.
+			sc.gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		} else {
+			sc.gz.Reset(w)
+		}
+		defer sc.gz.Close()
+		dst = sc.gz
 	}
-	bw := bufio.NewWriterSize(dst, 64<<10)
+	bw := sc.bw
+	bw.Reset(dst)
 	defer bw.Flush()
 	enc := expfmt.NewEncoder(bw, format)
 	for _, mf := range mfs {
@@ -65,11 +98,15 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	v := h.m.prepare()
-	if format.FormatType() == expfmt.TypeTextPlain {
+	text := format.FormatType() == expfmt.TypeTextPlain
+	v := h.m.prepare(sc, text)
+	if text {
 		// Written straight as text: no metric objects at all.
 		for _, d := range h.descs {
-			h.m.writeFamilyText(bw, d, v)
+			if err := h.m.writeFamilyText(bw, sc, d, v); err != nil {
+				h.logger.Debug("writing metrics", "err", err)
+				return
+			}
 		}
 		return
 	}
@@ -88,6 +125,25 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// release keeps sc for the next scrape, without the references it took
+// from this one.
+func (h *metricsHandler) release(sc *scrapeScratch) {
+	sc.bw.Reset(nil)
+	if sc.gz != nil {
+		sc.gz.Reset(io.Discard)
+	}
+	clear(sc.series)
+	sc.series = sc.series[:0]
+	clear(sc.runs)
+	sc.runs = sc.runs[:0]
+	sc.classic = sc.classic[:0]
+	if cap(sc.text.buf) > 4*textChunk {
+		sc.text.buf = nil // one very long line (a huge label value): not kept
+	}
+	sc.text.buf = sc.text.buf[:0]
+	h.scratch.Put(sc)
+}
+
 func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		if enc, _, _ := strings.Cut(strings.TrimSpace(part), ";"); enc == "gzip" {
@@ -99,16 +155,18 @@ func acceptsGzip(r *http.Request) bool {
 
 // scrapeView is what one scrape reads: the store's entries, the labels of
 // each (looked up once per scrape, not once per family: nil for a port
-// range's entries, exported as aggregates), and whether Record has series.
+// range's entries, exported as aggregates), and whether Record has series
+// (copied into the scratch, for the text format).
 type scrapeView struct {
 	entries []results.Entry
 	labels  []*checkLabelSet
 	series  bool
 }
 
-// prepare takes the store's snapshot for one scrape and makes the label
-// cache current.
-func (m *Metrics) prepare() scrapeView {
+// prepare takes the store's snapshot for one scrape, makes the label cache
+// current and, for the text format, copies what Record accumulated into
+// sc.
+func (m *Metrics) prepare(sc *scrapeScratch, text bool) scrapeView {
 	gen := m.store.Generation() // before the snapshot: see Generation
 	entries := m.store.Latest()
 	m.mu.Lock()
@@ -124,12 +182,62 @@ func (m *Metrics) prepare() scrapeView {
 		}
 		labels[i] = m.labelsLocked(e.Check)
 	}
+	for _, s := range m.series {
+		if !text {
+			break
+		}
+		// The text format writes the counts, the sum and the classic
+		// buckets, not the native ones.
+		c := series{labels: s.labels, hist: latencyHist{schema: s.hist.schema, count: s.hist.count, sum: s.hist.sum, zero: s.hist.zero}}
+		lo := len(sc.runs)
+		sc.runs = append(sc.runs, s.runs...)
+		c.runs = sc.runs[lo:len(sc.runs):len(sc.runs)]
+		if s.hist.classic != nil {
+			lo := len(sc.classic)
+			sc.classic = append(sc.classic, s.hist.classic...)
+			c.hist.classic = sc.classic[lo:len(sc.classic):len(sc.classic)]
+		}
+		sc.series = append(sc.series, c)
+	}
 	return scrapeView{entries: entries, labels: labels, series: len(m.series) > 0}
 }
 
-// writeFamilyText writes the per-check family of d in the text format.
-func (m *Metrics) writeFamilyText(w *bufio.Writer, d *prometheus.Desc, v scrapeView) {
-	m.emitFamilyLocked(&textSink{w: w, only: d, meta: m.meta[d]}, d, v)
+// writeFamilyText writes the per-check family of d in the text format to w.
+// The lines are made under m.mu in chunks and written out without it, so
+// that a slow client never holds up Record (and with it the probes).
+func (m *Metrics) writeFamilyText(w io.Writer, sc *scrapeScratch, d *prometheus.Desc, v scrapeView) error {
+	t := &sc.text
+	t.family(d, m.meta[d])
+	flush := func() error {
+		_, err := w.Write(t.buf)
+		t.buf = t.buf[:0]
+		return err
+	}
+	if d == m.runsTotal || d == m.latency {
+		// From the copies prepare took: no lock.
+		for i := range sc.series {
+			m.emitSeries(t, &sc.series[i])
+			if len(t.buf) >= textChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return flush()
+	}
+	for i := 0; i < len(v.entries); {
+		m.mu.Lock()
+		for ; i < len(v.entries) && len(t.buf) < textChunk; i++ {
+			if cl := v.labels[i]; cl != nil {
+				m.emitEntryLocked(t, v.entries[i], cl)
+			}
+		}
+		m.mu.Unlock()
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // emitFamilyLocked emits the series of d alone into out (which filters by

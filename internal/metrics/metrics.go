@@ -40,9 +40,13 @@ import (
 
 const namespace = "connprobe"
 
+// checkLabelNames are checkLabels, with their number known to the compiler
+// (labelText).
+var checkLabelNames = [...]string{"profile", "check", "kind", "host", "port", "protocol"}
+
 // checkLabels identify a check; resultLabels add the family of one result.
 var (
-	checkLabels  = []string{"profile", "check", "kind", "host", "port", "protocol"}
+	checkLabels  = checkLabelNames[:]
 	resultLabels = slices.Concat(checkLabels, []string{"ip_family"})
 	// rangeLabels identify a range group: the range's spelling replaces the port.
 	rangeLabels = []string{"profile", "check", "kind", "host", "range", "protocol"}
@@ -142,10 +146,12 @@ type checkLabelSet struct {
 	key      string            // the label values, joined
 	pairs    []*dto.LabelPair  // sorted by name, as a metric writes them
 	families []*resultLabelSet // by ip_family, as results arrive
+	text     labelText         // pairs in the text format, for /metrics
 }
 
 // resultLabelSet adds one ip_family to a check's labels.
 type resultLabelSet struct {
+	check  *checkLabelSet
 	family string
 	key    string // the label values, joined: the series' identity
 	pairs  []*dto.LabelPair
@@ -160,7 +166,7 @@ func newCheckLabels(c *probe.Check, in pairInterner) *checkLabelSet {
 		pairs[i] = in.pair(n, values[i])
 	}
 	slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return &checkLabelSet{id: c.ID(), key: strings.Join(values, "\x00"), pairs: pairs}
+	return &checkLabelSet{id: c.ID(), key: strings.Join(values, "\x00"), pairs: pairs, text: renderLabels(pairs)}
 }
 
 // family returns the labels of the check's results of family, built at the
@@ -171,7 +177,7 @@ func (cl *checkLabelSet) family(f string, in pairInterner) *resultLabelSet {
 			return rl
 		}
 	}
-	rl := &resultLabelSet{family: f, key: cl.key + "\x00" + f, pairs: withPair(cl.pairs, in.pair("ip_family", f))}
+	rl := &resultLabelSet{check: cl, family: f, key: cl.key + "\x00" + f, pairs: withPair(cl.pairs, in.pair("ip_family", f))}
 	cl.families = append(cl.families, rl)
 	return rl
 }
@@ -620,19 +626,26 @@ func (m *Metrics) checkDescs() []*prometheus.Desc {
 // latency histograms.
 func (m *Metrics) emitSeriesLocked(out sink) {
 	for _, s := range m.series {
-		for _, rc := range s.runs {
-			out.counter(m.runsTotal, rc.pairs, float64(rc.n))
-		}
-		out.histogram(m.latency, s.labels.pairs, &s.hist)
+		m.emitSeries(out, s)
 	}
+}
+
+// emitSeries emits the run counters and the latency histogram of s.
+func (m *Metrics) emitSeries(out sink, s *series) {
+	rl := s.labels
+	for _, rc := range s.runs {
+		out.counter(m.runsTotal, seriesLabels{pairs: rc.pairs, rl: rl, extra: [2]*dto.LabelPair{rc.pair}, n: 1}, float64(rc.n))
+	}
+	out.histogram(m.latency, seriesLabels{pairs: rl.pairs, rl: rl}, &s.hist)
 }
 
 // emitEntryLocked emits the series of one check built from its last results.
 func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) {
 	c := e.Check
-	out.gauge(m.essential, cl.pairs, boolValue(c.Essential))
+	checkOnly := seriesLabels{pairs: cl.pairs, cl: cl}
+	out.gauge(m.essential, checkOnly, boolValue(c.Essential))
 	if m.overruns != nil && out.wants(m.overrunsTotal) {
-		out.counter(m.overrunsTotal, cl.pairs, float64(m.overruns(cl.id)))
+		out.counter(m.overrunsTotal, checkOnly, float64(m.overruns(cl.id)))
 	}
 	if m.throttled != nil && throttlingKind(c.Kind) && out.wants(m.throttledState) {
 		factor, stopped := m.throttled(cl.id)
@@ -645,7 +658,7 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 		}
 		// The normal state only with the details: alerts select > 0.
 		if state != 0 || m.ntpDetails {
-			out.gauge(m.throttledState, cl.pairs, state)
+			out.gauge(m.throttledState, checkOnly, state)
 		}
 	}
 
@@ -664,11 +677,11 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 			if !out.wants(d) {
 				return
 			}
-			pairs := rl.pairs
-			for _, p := range extra {
-				pairs = withPair(pairs, p)
+			ls := seriesLabels{rl: rl, pairs: rl.pairs}
+			if len(extra) > 0 {
+				ls.pairs, ls.n = nil, copy(ls.extra[:], extra) // never more than two
 			}
-			out.gauge(d, pairs, v)
+			out.gauge(d, ls, v)
 		}
 		gauge(m.up, boolValue(r.Up))
 		current := reasonOf(r)
@@ -705,14 +718,16 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 		if p := r.Path; p != nil && !r.Up {
 			// One series each per failing result: bounded by the checks.
 			gauge(m.pathHop, float64(p.Hop))
-			gauge(m.pathInfo, 1, labelPair("location", string(p.Location)), labelPair("address", p.Address))
+			if out.wants(m.pathInfo) {
+				gauge(m.pathInfo, 1, labelPair("location", string(p.Location)), labelPair("address", p.Address))
+			}
 		}
 
 		if tf := r.Facts.TLSFacts; tf != nil {
 			if !tf.NotAfter.IsZero() {
 				gauge(m.certNotAfter, float64(tf.NotAfter.Unix()))
 			}
-			if tf.Version != "" && m.tlsDetails {
+			if tf.Version != "" && m.tlsDetails && out.wants(m.tlsVersion) {
 				gauge(m.tlsVersion, 1, labelPair("version", tf.Version), labelPair("cipher", tf.Cipher))
 			}
 			if tf.HandshakeSeconds > 0 && m.tlsDetails {
@@ -739,7 +754,7 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 					gauge(m.ntpLeap, float64(nf.Leap))
 				}
 				// A kiss-o'-death explains a failing check: always.
-				if nf.KissCode != "" || m.ntpDetails {
+				if (nf.KissCode != "" || m.ntpDetails) && out.wants(m.ntpKissCode) {
 					gauge(m.ntpKissCode, 1, labelPair("kiss_code", kissCodeLabel(nf.KissCode)))
 				}
 			}

@@ -38,6 +38,7 @@ type series struct {
 type reasonCount struct {
 	reason probe.Reason
 	n      uint64
+	pair   *dto.LabelPair   // the reason pair
 	pairs  []*dto.LabelPair // the result's pairs plus reason, built once
 }
 
@@ -48,7 +49,7 @@ func (s *series) count(reason probe.Reason, reasonPair *dto.LabelPair, inc uint6
 			return
 		}
 	}
-	s.runs = append(s.runs, reasonCount{reason: reason, n: inc, pairs: withPair(s.labels.pairs, reasonPair)})
+	s.runs = append(s.runs, reasonCount{reason: reason, n: inc, pair: reasonPair, pairs: withPair(s.labels.pairs, reasonPair)})
 }
 
 // latencyHist is a native histogram of positive observations, with the
@@ -210,30 +211,58 @@ func (in pairInterner) pair(name, value string) *dto.LabelPair {
 // familyMeta is what a family built without the registry needs of its desc.
 type familyMeta struct{ name, help string }
 
-// sink receives the per-check series: the registry's channel (Collect), or
-// families built directly (Gatherer).
+// sink receives the per-check series: the registry's channel (Collect),
+// families built directly (Gatherer, protobuf), or text (textSink).
 type sink interface {
 	// wants reports whether d's series are built at all.
 	wants(d *prometheus.Desc) bool
-	gauge(d *prometheus.Desc, pairs []*dto.LabelPair, v float64)
-	counter(d *prometheus.Desc, pairs []*dto.LabelPair, v float64)
-	histogram(d *prometheus.Desc, pairs []*dto.LabelPair, h *latencyHist)
+	gauge(d *prometheus.Desc, ls seriesLabels, v float64)
+	counter(d *prometheus.Desc, ls seriesLabels, v float64)
+	histogram(d *prometheus.Desc, ls seriesLabels, h *latencyHist)
+}
+
+// seriesLabels are the labels of one series: a check's (cl), or a result's
+// (rl: the check's and the ip_family), plus n extra pairs. The text sink
+// writes them from the check's rendered labels; pairs, when set, are all of
+// them as built once, else the sinks that need pairs build them (dtoPairs).
+type seriesLabels struct {
+	pairs []*dto.LabelPair
+	cl    *checkLabelSet
+	rl    *resultLabelSet
+	extra [2]*dto.LabelPair
+	n     int
+}
+
+func (l *seriesLabels) dtoPairs() []*dto.LabelPair {
+	if l.pairs != nil {
+		return l.pairs
+	}
+	var pairs []*dto.LabelPair
+	if l.rl != nil {
+		pairs = l.rl.pairs
+	} else {
+		pairs = l.cl.pairs
+	}
+	for _, p := range l.extra[:l.n] {
+		pairs = withPair(pairs, p)
+	}
+	return pairs
 }
 
 type chanSink struct{ ch chan<- prometheus.Metric }
 
 func (chanSink) wants(*prometheus.Desc) bool { return true }
 
-func (s chanSink) gauge(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
-	s.ch <- &cheapMetric{desc: d, pairs: pairs, value: v}
+func (s chanSink) gauge(d *prometheus.Desc, ls seriesLabels, v float64) {
+	s.ch <- &cheapMetric{desc: d, pairs: ls.dtoPairs(), value: v}
 }
 
-func (s chanSink) counter(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
-	s.ch <- &cheapMetric{desc: d, pairs: pairs, value: v, counter: true}
+func (s chanSink) counter(d *prometheus.Desc, ls seriesLabels, v float64) {
+	s.ch <- &cheapMetric{desc: d, pairs: ls.dtoPairs(), value: v, counter: true}
 }
 
-func (s chanSink) histogram(d *prometheus.Desc, pairs []*dto.LabelPair, h *latencyHist) {
-	hm := &histMetric{desc: d, pairs: pairs}
+func (s chanSink) histogram(d *prometheus.Desc, ls seriesLabels, h *latencyHist) {
+	hm := &histMetric{desc: d, pairs: ls.dtoPairs()}
 	h.write(&hm.h)
 	s.ch <- hm
 }
@@ -285,27 +314,27 @@ func (s *familySink) value(v float64) *float64 {
 
 func (s *familySink) wants(d *prometheus.Desc) bool { return s.only == nil || d == s.only }
 
-func (s *familySink) gauge(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
+func (s *familySink) gauge(d *prometheus.Desc, ls seriesLabels, v float64) {
 	if s.only != nil && d != s.only {
 		return
 	}
-	s.add(d, dto.MetricType_GAUGE, pairs).Gauge = &dto.Gauge{Value: s.value(v)}
+	s.add(d, dto.MetricType_GAUGE, ls.dtoPairs()).Gauge = &dto.Gauge{Value: s.value(v)}
 }
 
-func (s *familySink) counter(d *prometheus.Desc, pairs []*dto.LabelPair, v float64) {
+func (s *familySink) counter(d *prometheus.Desc, ls seriesLabels, v float64) {
 	if s.only != nil && d != s.only {
 		return
 	}
-	s.add(d, dto.MetricType_COUNTER, pairs).Counter = &dto.Counter{Value: s.value(v)}
+	s.add(d, dto.MetricType_COUNTER, ls.dtoPairs()).Counter = &dto.Counter{Value: s.value(v)}
 }
 
-func (s *familySink) histogram(d *prometheus.Desc, pairs []*dto.LabelPair, h *latencyHist) {
+func (s *familySink) histogram(d *prometheus.Desc, ls seriesLabels, h *latencyHist) {
 	if s.only != nil && d != s.only {
 		return
 	}
 	out := &dto.Histogram{}
 	h.write(out)
-	s.add(d, dto.MetricType_HISTOGRAM, pairs).Histogram = out
+	s.add(d, dto.MetricType_HISTOGRAM, ls.dtoPairs()).Histogram = out
 }
 
 // sorted returns the families by name.

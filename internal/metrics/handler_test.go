@@ -1,0 +1,228 @@
+package metrics
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/connprobe/connprobe/internal/results"
+	"github.com/connprobe/connprobe/probe"
+)
+
+// bigSite is n checks of every shape the text writer inserts pairs for: TCP
+// up, TLS up over IPv4 and timing out over IPv6, NTP with facts and a kiss
+// code, failing traced checks (path pairs), names the text format escapes,
+// and a port range; n large enough that every family is written in several
+// chunks.
+func bigSite(t *testing.T, n int, opts ...Option) (*prometheus.Registry, *results.Store, *Metrics, []*probe.Check) {
+	t.Helper()
+	reg, store, m := newTestMetrics(t, func(id string) uint64 { return uint64(len(id) % 3) }, append(opts,
+		WithThrottled(func(id string) (int, bool) { return len(id)%3 + 1, len(id)%5 == 0 }))...)
+	var checks []*probe.Check
+	for i := range n {
+		var c *probe.Check
+		switch i % 5 {
+		case 0:
+			c = tcpCheck()
+		case 1:
+			c = tlsCheck()
+		case 2:
+			c = &probe.Check{Name: "clock", Kind: "ntp", Host: "ntp.example", Port: 123, Network: "udp", Interval: time.Minute}
+		case 3:
+			c = &probe.Check{Name: "blocked", Kind: "tcp", Host: "192.0.2.7", Port: 22, Network: "tcp", Essential: true}
+		case 4:
+			c = &probe.Check{Name: "q\"uoted\\ and\nnewline", Profile: "p\\", Kind: "tcp", Host: "h\"", Port: 80, Network: "tcp"}
+		}
+		c.Name = fmt.Sprintf("%s-%d", c.Name, i)
+		checks = append(checks, c)
+	}
+	checks = append(checks, &probe.Check{Name: "rtp", Kind: "udp", Host: "192.0.2.8", Port: 10000, Network: "udp", Range: "10000-10001"})
+	store.SetChecks(checks)
+	for i, c := range checks {
+		if i%50 == 49 {
+			continue // not run yet
+		}
+		rs := siteResults(c, i)
+		store.Put(c, rs)
+		m.Record(c, rs)
+	}
+	return reg, store, m, checks
+}
+
+// siteResults is the i-th run's results of a check of bigSite.
+func siteResults(c *probe.Check, i int) []probe.Result {
+	switch {
+	case c.Kind == "tls":
+		return []probe.Result{okTLSResult(c), {Check: c, IPFamily: probe.FamilyIPv6, Reason: probe.ReasonTimeout, Phase: probe.PhaseConnect, Start: start}}
+	case c.Kind == "ntp":
+		r := okTCPResult(c)
+		r[0].Facts.NTPFacts = &probe.NTPFacts{Reachable: true, Usable: i%2 == 0, Stratum: 2, OffsetSeconds: float64(i) / 1e4, KissCode: []string{"", "RATE", "XYZW"}[i%3]}
+		return r
+	case c.Essential:
+		return []probe.Result{{Check: c, IPFamily: probe.FamilyIPv4, Reason: probe.ReasonRejected, Phase: probe.PhaseConnect, Start: start,
+			Duration: time.Duration(i) * time.Microsecond,
+			Path:     &probe.Path{Location: probe.PathLocation("gateway"), Hop: 1, Address: fmt.Sprintf("192.0.2.%d", i%250)}}}
+	default:
+		r := okTCPResult(c)
+		r[0].Duration = time.Duration(i) * time.Microsecond
+		return r
+	}
+}
+
+// scrapeText is one /metrics scrape of h in the text format.
+func scrapeText(t *testing.T, h http.Handler, gz bool) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var body io.Reader = rec.Body
+	if gz {
+		zr, err := gzip.NewReader(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// textFamilies splits a text exposition into its families: the HELP and
+// TYPE lines and the sorted samples of each. A family that comes twice (its
+// lines not together) fails the test.
+func textFamilies(t *testing.T, text string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	var cur string
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if name, ok := strings.CutPrefix(l, "# HELP "); ok {
+			cur, _, _ = strings.Cut(name, " ")
+			if _, dup := out[cur]; dup {
+				t.Fatalf("family %s written twice", cur)
+			}
+		}
+		out[cur] = append(out[cur], l)
+	}
+	for name, lines := range out {
+		slices.Sort(lines[2:])
+		out[name] = lines
+	}
+	return out
+}
+
+// registryText is what the registry writes of reg: the reference.
+func registryText(t *testing.T, reg prometheus.Gatherer) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.String()
+}
+
+// TestHandlerWritesWhatTheRegistryWrites: the handler's text, plain and
+// gzip, is the registry's (client_golang's encoder over Collect) family by
+// family, HELP and TYPE included, for a site large enough that each family
+// is written in several chunks; and it parses.
+func TestHandlerWritesWhatTheRegistryWrites(t *testing.T) {
+	for _, opts := range [][]Option{nil, {WithAllReasons(), WithLatencyBuckets(), WithPhases(), WithTLSDetails(), WithNTPDetails()}} {
+		regC, _, _, _ := bigSite(t, 1500, opts...)
+		want := textFamilies(t, registryText(t, regC))
+		regH, _, mH, _ := bigSite(t, 1500, opts...)
+		h := mH.Handler(regH, nil)
+		for _, gz := range []bool{false, true} {
+			for range 2 { // the second scrape reuses the first one's buffers
+				text := scrapeText(t, h, gz)
+				got := textFamilies(t, text)
+				for name, lines := range want {
+					if !slices.Equal(got[name], lines) {
+						t.Errorf("gzip %v: family %s differs from the registry's (%d lines, want %d)", gz, name, len(got[name]), len(lines))
+					}
+				}
+				for name := range got {
+					if want[name] == nil {
+						t.Errorf("gzip %v: family %s that the registry does not write", gz, name)
+					}
+				}
+				p := expfmt.NewTextParser(model.LegacyValidation)
+				if _, err := p.TextToMetricFamilies(strings.NewReader(text)); err != nil {
+					t.Errorf("gzip %v: does not parse: %v", gz, err)
+				}
+			}
+		}
+	}
+}
+
+// TestScrapeWhileRecording scrapes while runs are recorded and the
+// configuration is reloaded (run it with -race): every scrape parses and has
+// every check's essential series.
+func TestScrapeWhileRecording(t *testing.T) {
+	reg, store, m, checks := bigSite(t, 600)
+	h := m.Handler(reg, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c := checks[i%len(checks)]
+			rs := siteResults(c, i)
+			store.Put(c, rs)
+			m.Record(c, rs)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			store.SetChecks(checks) // a reload that changes nothing
+		}
+	}()
+	for i := range 20 {
+		text := scrapeText(t, h, i%2 == 0)
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("scrape %d does not parse: %v", i, err)
+		}
+		if n := len(mfs["connprobe_check_essential"].GetMetric()); n != len(checks)-1 {
+			t.Fatalf("scrape %d: %d essential series, want %d", i, n, len(checks)-1)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
