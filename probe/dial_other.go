@@ -24,6 +24,16 @@ func dialDirect(ctx context.Context, t Target) (net.Conn, error) {
 	return c, nil
 }
 
+// connectDirect proves that a TCP handshake with t completes and closes the
+// connection at once.
+func connectDirect(ctx context.Context, t Target) error {
+	c, err := dialDirect(ctx, t)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
 // enableRecvErr does nothing where there is no socket error queue.
 func enableRecvErr(string, string, syscall.RawConn) error { return nil }
 

@@ -38,6 +38,10 @@ func Run(ctx context.Context, c *Check) []Result {
 	}
 	dnsTime := time.Since(start)
 
+	if len(targets) == 1 {
+		// One family (the usual case): no goroutine to hand it to.
+		return []Result{runOne(ctx, spec, targets[0], start, dnsTime)}
+	}
 	results := make([]Result, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {

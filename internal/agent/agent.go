@@ -88,6 +88,9 @@ type Agent struct {
 	// roots caches TLS root pools per CA file for the loaded configuration;
 	// each load replaces it, so a changed CA file is read again.
 	roots atomic.Pointer[probe.TLSRoots]
+	// recorded, when set before Start, is called after each run is
+	// recorded: the per-probe benchmark counts runs with it.
+	recorded func(c *probe.Check, rs []probe.Result)
 }
 
 // New loads the configuration and assembles the agent. An invalid initial
@@ -182,6 +185,9 @@ func (a *Agent) record(c *probe.Check, rs []probe.Result) {
 			a.logger.Debug("check failed", "check", c.Name, "profile", c.Profile, "host", c.Host, "port", c.Port,
 				"address", r.Address, "reason", r.Reason, "phase", r.Phase, "detail", r.Detail)
 		}
+	}
+	if a.recorded != nil {
+		a.recorded(c, rs)
 	}
 }
 

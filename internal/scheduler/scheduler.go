@@ -630,8 +630,10 @@ func (s *Scheduler) runLane(ctx context.Context, checks []*probe.Check, done fun
 			return
 		}
 		defer func() { <-s.sem }()
-		wg.Add(1)
-		go step(i + 1)
+		if i+1 < len(checks) { // a single check (the usual case) starts no goroutine
+			wg.Add(1)
+			go step(i + 1)
+		}
 		s.opts.Started(c)
 		rs := s.opts.Run(ctx, c)
 		if sentNothing(rs) {
