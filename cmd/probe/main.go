@@ -22,6 +22,7 @@ import (
 	"github.com/connprobe/connprobe/internal/agent"
 	"github.com/connprobe/connprobe/internal/buildinfo"
 	"github.com/connprobe/connprobe/internal/catalogue"
+	"github.com/connprobe/connprobe/internal/memlimit"
 	"github.com/connprobe/connprobe/internal/oneshot"
 	"github.com/connprobe/connprobe/internal/scheduler"
 	"github.com/connprobe/connprobe/probe"
@@ -323,6 +324,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	phases := fs.Bool("metrics.phases", false, "export connprobe_check_phase_duration_seconds (one series per phase of the last run)")
 	tlsDetails := fs.Bool("metrics.tls-details", false, "export connprobe_tls_version_info and connprobe_tls_handshake_seconds")
 	ntpDetails := fs.Bool("metrics.ntp-details", false, "export connprobe_ntp_reachable, _rtt_seconds, _stratum, _root_distance_seconds and _leap, and the kiss code none and throttled 0")
+	memLimit := memlimit.Setting{Mode: memlimit.Auto}
+	fs.Var(&memLimit, "runtime.memory-limit", "Go's soft memory limit: auto (follows the live heap), off (Go's defaults) or a size such as 64MiB; GOGC or GOMEMLIMIT in the environment win")
 	var tf traceFlags
 	tf.register(fs, true)
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
@@ -340,6 +343,17 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "probe: %v\n", err)
 		return oneshot.ExitUsage
 	}
+
+	// Before the first load, so that the collections of a large load
+	// already set the limit.
+	policy, err := memlimit.Apply(memLimit, os.Getenv)
+	if errors.Is(err, memlimit.ErrEnvironment) {
+		logger.Info("memory limit left to the environment", "GOGC", os.Getenv("GOGC"), "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"),
+			"ignored", "--runtime.memory-limit="+memLimit.String())
+	} else {
+		logger.Info("memory limit", "runtime.memory-limit", memLimit.String())
+	}
+	defer policy.Stop()
 
 	a, err := agent.New(agent.Options{
 		ConfigFile:    src.configFile,
