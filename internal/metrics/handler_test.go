@@ -226,3 +226,56 @@ func TestScrapeWhileRecording(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// failingWriter is a client that goes away after limit bytes.
+type failingWriter struct {
+	header http.Header
+	n      int
+	limit  int
+}
+
+func (w *failingWriter) Header() http.Header { return w.header }
+func (w *failingWriter) WriteHeader(int)     {}
+func (w *failingWriter) Write(b []byte) (int, error) {
+	if w.n+len(b) > w.limit {
+		return 0, io.ErrClosedPipe
+	}
+	w.n += len(b)
+	return len(b), nil
+}
+
+// TestScrapeStopsWhenTheClientGoes: a scrape whose client stops reading
+// returns (the compressor's goroutine included), and the next scrape, on
+// the same buffers, is whole.
+func TestScrapeStopsWhenTheClientGoes(t *testing.T) {
+	reg, _, m, _ := bigSite(t, 1500)
+	h := m.Handler(reg, nil)
+	want := textFamilies(t, scrapeText(t, h, false))
+	for _, gz := range []bool{false, true} {
+		for _, limit := range []int{0, 100, 5000, 40000} {
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			if gz {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				h.ServeHTTP(&failingWriter{header: http.Header{}, limit: limit}, req)
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("gzip %v, client gone after %d bytes: the scrape did not return", gz, limit)
+			}
+			got := textFamilies(t, scrapeText(t, h, gz))
+			for name, lines := range want {
+				if !strings.HasPrefix(name, "connprobe_check") {
+					continue // process and Go figures change between scrapes
+				}
+				if !slices.Equal(got[name], lines) {
+					t.Errorf("gzip %v, after a client gone after %d bytes: family %s differs", gz, limit, name)
+				}
+			}
+		}
+	}
+}

@@ -28,7 +28,15 @@ func (s Source) Verdict() Verdict {
 	if s.Host != nil {
 		host = s.Host()
 	}
-	ev := FromResults(s.Results())
+	// Straight from the store's entries: a copy of every result first was
+	// most of a scrape's garbage at 10,000 checks (issue 10).
+	entries := s.Store.Latest()
+	ev := make([]Evidence, 0, len(entries))
+	for _, e := range entries {
+		for i := range e.Results {
+			ev = appendEvidence(ev, &e.Results[i])
+		}
+	}
 	if slices.ContainsFunc(ev, func(e Evidence) bool { return e.Reason == probe.ReasonDNS }) {
 		ev = append(ev, s.Resolvers.evidence()...)
 	}

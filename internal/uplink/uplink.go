@@ -90,26 +90,32 @@ func (v Verdict) Line() string {
 // kinds that connect out (not listen or broadcast) and results that ran.
 func FromResults(rs []probe.Result) []Evidence {
 	var out []Evidence
-	for _, r := range rs {
-		c := r.Check
-		if c == nil || r.Reason == probe.ReasonSkipped || r.Reason == probe.ReasonInternalError {
-			continue
-		}
-		spec, err := probe.LookupKind(c.Kind)
-		if err != nil || !spec.Outbound() {
-			continue
-		}
-		out = append(out, Evidence{
-			Host: c.Host, Address: r.Address, Family: r.IPFamily,
-			Answered: r.Up && !silenceAccepted(r),
-			Up:       r.Up, Reason: r.Reason, Detail: r.Detail, Path: r.Path,
-		})
+	for i := range rs {
+		out = appendEvidence(out, &rs[i])
 	}
 	return out
 }
 
+// appendEvidence appends the evidence of r to out, if it is any (see
+// FromResults).
+func appendEvidence(out []Evidence, r *probe.Result) []Evidence {
+	c := r.Check
+	if c == nil || r.Reason == probe.ReasonSkipped || r.Reason == probe.ReasonInternalError {
+		return out
+	}
+	spec, err := probe.LookupKind(c.Kind)
+	if err != nil || !spec.Outbound() {
+		return out
+	}
+	return append(out, Evidence{
+		Host: c.Host, Address: r.Address, Family: r.IPFamily,
+		Answered: r.Up && !silenceAccepted(r),
+		Up:       r.Up, Reason: r.Reason, Detail: r.Detail, Path: r.Path,
+	})
+}
+
 // silenceAccepted reports a UDP result that is up without any reply.
-func silenceAccepted(r probe.Result) bool {
+func silenceAccepted(r *probe.Result) bool {
 	if !r.Check.UDP.AcceptSilence {
 		return false
 	}
@@ -275,7 +281,7 @@ type family struct {
 // never cross the gateway and are left out.
 func Infer(all []Evidence, host gateway.Host) Verdict {
 	gws, gwErr := host.Gateways, host.Err
-	var ev []Evidence
+	ev := make([]Evidence, 0, len(all))
 	for _, e := range all {
 		if e.Address == "" || !host.OnLink(e.Address) {
 			ev = append(ev, e)
