@@ -79,8 +79,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "gzip")
 		w.Header().Add("Vary", "Accept-Encoding")
 		if sc.gz == nil {
-			// BestSpeed: at 10,000 checks about 5% more bytes than the
-			// default level, at well under half its CPU.
+			// BestSpeed: at 10,000 checks 15% more bytes than the
+			// default level (0.77 MB, not 0.67 of 15 MB) for a third of
+			// its CPU (30 ms, not 93).
 			sc.gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
 		} else {
 			sc.gz.Reset(w)
