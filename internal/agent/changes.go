@@ -14,12 +14,15 @@ import (
 // first run logs a failure only (a check that starts up is the normal case);
 // an unchanged verdict logs nothing.
 func logChanges(logger *slog.Logger, c *probe.Check, prev results.Entry, rs []probe.Result, now time.Time) {
-	before := make(map[string]probe.Result, len(prev.Results))
-	for _, r := range prev.Results {
-		before[r.IPFamily] = r
-	}
 	for _, r := range rs {
-		old, had := before[r.IPFamily]
+		// At most two families: a scan, not a map made on every run.
+		var old probe.Result
+		had := false
+		for _, p := range prev.Results {
+			if p.IPFamily == r.IPFamily {
+				old, had = p, true // the last of a family, as a map would keep
+			}
+		}
 		if had && old.Up == r.Up && old.Reason == r.Reason {
 			continue
 		}
