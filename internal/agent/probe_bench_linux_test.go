@@ -18,12 +18,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/connprobe/connprobe/internal/memlimit"
 	"github.com/connprobe/connprobe/probe"
 )
 
@@ -33,13 +35,15 @@ import (
 // close) and TLS 1.3 listeners (ECDSA P-256, verified against a CA file,
 // server name checked) on n loopback addresses (127.0.1.x), and one
 // /metrics scrape per 10 runs of every check (the side-by-side benchmark's
-// two scrapes in its 20s window). The listeners run in a child process (this
+// two scrapes in its 20s window), with cmd/probe's default memory limit
+// (--runtime.memory-limit auto). The listeners run in a child process (this
 // test binary again), so that the figure holds the agent's CPU alone.
 //
 // After a warm-up in which every check runs twice, it counts b.N probes and
 // reports cpu-us/probe (getrusage user+system of the whole process over
-// them); allocs/op is per probe too, ns/op is wall time per probe, set by
-// the interval.
+// them) and gc/1000probes (garbage collections: a figure that load on the
+// machine does not blur); allocs/op is per probe too, ns/op is wall time per
+// probe, set by the interval.
 // Every probe must be up.
 //
 //	go test ./internal/agent/ -run '^$' -bench BenchmarkAgentProbe -benchtime 4000x
@@ -228,8 +232,18 @@ func benchAgentProbe(b *testing.B, srv *benchListeners, kind string) {
 	if err := os.WriteFile(file, []byte(cfg.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	// As the agent logs in production: text at info, so that what is not
-	// logged costs what it costs there.
+	// As cmd/probe runs the agent by default: the automatic memory limit
+	// (it decides how often the GC runs) and text logs at info, so that
+	// what is not logged costs what it costs there.
+	limit, err := memlimit.Parse("auto")
+	if err != nil {
+		b.Fatal(err)
+	}
+	policy, err := memlimit.Apply(limit, os.Getenv)
+	if err != nil {
+		b.Logf("memory limit: %v", err) // GOGC or GOMEMLIMIT set: the environment decides, as in production
+	}
+	defer policy.Stop()
 	a, err := New(Options{ConfigFile: file, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
@@ -283,9 +297,12 @@ func benchAgentProbe(b *testing.B, srv *benchListeners, kind string) {
 	wait(warmed, "warm-up", 30*time.Second)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime(b)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	cpu0, gc0 := cpuTime(b), ms.NumGC
 	wait(done, "probes", time.Duration(b.N)*time.Second/time.Duration(n)*4+30*time.Second)
 	cpu := cpuTime(b) - cpu0
+	runtime.ReadMemStats(&ms)
 	b.StopTimer()
 	close(stopScrapes)
 	<-scraped
@@ -294,4 +311,5 @@ func benchAgentProbe(b *testing.B, srv *benchListeners, kind string) {
 		b.Fatalf("%d results down: the benchmark measures working probes", d)
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(b.N), "cpu-us/probe")
+	b.ReportMetric(float64(ms.NumGC-gc0)*1000/float64(b.N), "gc/1000probes")
 }
