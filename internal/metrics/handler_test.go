@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/connprobe/connprobe/internal/results"
 	"github.com/connprobe/connprobe/probe"
@@ -279,6 +281,87 @@ func TestScrapeStopsWhenTheClientGoes(t *testing.T) {
 					t.Errorf("gzip %v, after a client gone after %d bytes: family %s differs", gz, limit, name)
 				}
 			}
+		}
+	}
+}
+
+// protoFamilies is every family of mfs by name, its metrics as text in a
+// stable order.
+func protoFamilies(mfs []*dto.MetricFamily) map[string][]string {
+	out := map[string][]string{}
+	for _, mf := range mfs {
+		var ms []string
+		for _, m := range mf.GetMetric() {
+			ms = append(ms, prototext.Format(m))
+		}
+		slices.Sort(ms)
+		out[mf.GetName()] = append([]string{mf.GetHelp(), mf.GetType().String()}, ms...)
+	}
+	return out
+}
+
+// TestHandlerServesProtobuf: a scraper that asks for protobuf (a Prometheus
+// with native histograms) gets the registry's families, the latency as a
+// native histogram, plain and gzip.
+func TestHandlerServesProtobuf(t *testing.T) {
+	regC, _, _, _ := bigSite(t, 300, true)
+	mfs, err := regC.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := protoFamilies(mfs)
+	regH, _, mH, _ := bigSite(t, 300, true)
+	h := mH.Handler(regH, nil)
+	for _, gz := range []bool{false, true} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		format := expfmt.Format(rec.Header().Get("Content-Type"))
+		if format.FormatType() != expfmt.TypeProtoDelim {
+			t.Fatalf("gzip %v: served %q, not protobuf", gz, format)
+		}
+		var body io.Reader = rec.Body
+		if gz {
+			zr, err := gzip.NewReader(rec.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		dec := expfmt.NewDecoder(body, format)
+		var got []*dto.MetricFamily
+		for {
+			mf := &dto.MetricFamily{}
+			if err := dec.Decode(mf); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("gzip %v: %v", gz, err)
+			}
+			got = append(got, mf)
+		}
+		gotF := protoFamilies(got)
+		for name, w := range want {
+			if !slices.Equal(gotF[name], w) {
+				t.Errorf("gzip %v: family %s differs from the registry's", gz, name)
+			}
+		}
+		if len(gotF) != len(want) {
+			t.Errorf("gzip %v: %d families, want %d", gz, len(gotF), len(want))
+		}
+		native := false
+		for _, mf := range got {
+			if mf.GetName() == "connprobe_check_latency_seconds" {
+				for _, m := range mf.GetMetric() {
+					native = native || m.GetHistogram().Schema != nil
+				}
+			}
+		}
+		if !native {
+			t.Errorf("gzip %v: no native latency histogram", gz)
 		}
 	}
 }
