@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -206,7 +207,7 @@ type idleReport struct {
 
 type phase struct {
 	Tool            string  `json:"tool"` // connprobe or blackbox_exporter
-	Kind            string  `json:"kind"` // tcp or tls
+	Kind            string  `json:"kind"` // tcp, tls or tls/classic (connprobe only)
 	Probes          int     `json:"probes"`
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	CPUPerProbeMs   float64 `json:"cpu_per_probe_ms"`
@@ -216,6 +217,9 @@ type phase struct {
 	ScrapeBytes     int     `json:"scrape_bytes"`
 	Failed          int     `json:"failed"`
 	ProbesPerSecond float64 `json:"probes_per_second"`
+	// KeyExchange is the TLS key exchange the listeners negotiated with
+	// most handshakes of the window (and its share), as the server saw it.
+	KeyExchange string `json:"key_exchange,omitempty"`
 }
 
 type scaleReport struct {
@@ -249,20 +253,21 @@ func runInside(o options) error {
 	if err != nil {
 		return err
 	}
-	if err := serve(ctx, cert); err != nil {
+	kex := &keyExchanges{}
+	if err := serve(ctx, cert, kex); err != nil {
 		return err
 	}
 	rep := report{Hosts: o.hosts, Interval: o.interval, Window: o.window}
-	for _, kind := range []string{"tcp", "tls"} {
-		p, err := measureAgent(ctx, o, dir, caFile, kind)
+	for _, kind := range []string{"tcp", "tls", tlsClassic} {
+		p, err := measureAgent(ctx, o, dir, caFile, kind, kex)
 		if err != nil {
 			return fmt.Errorf("connprobe %s: %w", kind, err)
 		}
 		rep.Phases = append(rep.Phases, p)
-		if o.blackbox == "" {
+		if o.blackbox == "" || kind == tlsClassic {
 			continue
 		}
-		p, err = measureBlackbox(ctx, o, dir, caFile, kind)
+		p, err = measureBlackbox(ctx, o, dir, caFile, kind, kex)
 		if err != nil {
 			return fmt.Errorf("blackbox_exporter %s: %w", kind, err)
 		}
@@ -333,7 +338,7 @@ func makePKI(dir string) (string, tls.Certificate, error) {
 // serve listens on every address of the namespace (wildcard) on the TCP
 // port (accept and close), the TLS port (handshake, then close) and, for the
 // scale phase, three more TCP ports. Listeners live until ctx ends.
-func serve(ctx context.Context, cert tls.Certificate) error {
+func serve(ctx context.Context, cert tls.Certificate, kex *keyExchanges) error {
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	handlers := map[int]func(net.Conn){
 		tlsPort: func(c net.Conn) {
@@ -341,6 +346,7 @@ func serve(ctx context.Context, cert tls.Certificate) error {
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 			tc := tls.Server(c, cfg)
 			if tc.Handshake() == nil {
+				kex.add(tc.ConnectionState().CurveID)
 				_, _ = io.Copy(io.Discard, tc)
 			}
 		},
@@ -373,6 +379,46 @@ func serve(ctx context.Context, cert tls.Certificate) error {
 	return nil
 }
 
+// keyExchanges counts the TLS listeners' handshakes by key exchange, so
+// the report says which one each tool's probes made instead of assuming it.
+type keyExchanges struct {
+	mu sync.Mutex
+	n  map[tls.CurveID]int
+}
+
+func (k *keyExchanges) add(id tls.CurveID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.n == nil {
+		k.n = map[tls.CurveID]int{}
+	}
+	k.n[id]++
+}
+
+func (k *keyExchanges) snapshot() map[tls.CurveID]int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return maps.Clone(k.n)
+}
+
+// since names the key exchange of most handshakes after before was taken,
+// with its share: "X25519MLKEM768 (100%)"; empty when there were none.
+func (k *keyExchanges) since(before map[tls.CurveID]int) string {
+	var top tls.CurveID
+	topN, all := 0, 0
+	for id, n := range k.snapshot() {
+		n -= before[id]
+		all += n
+		if n > topN {
+			top, topN = id, n
+		}
+	}
+	if all == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s (%.0f%%)", top, 100*float64(topN)/float64(all))
+}
+
 func portOf(kind string) int {
 	if kind == "tls" {
 		return tlsPort
@@ -388,12 +434,20 @@ type proc struct {
 }
 
 func start(dir, name string, args ...string) (*proc, error) {
+	return startWith(dir, nil, name, args...)
+}
+
+// startWith is start with env added to this process's environment.
+func startWith(dir string, env []string, name string, args ...string) (*proc, error) {
 	logPath := filepath.Join(dir, filepath.Base(name)+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -582,9 +636,18 @@ func waitFor(ctx context.Context, limit time.Duration, what string, cond func() 
 	return nil
 }
 
-func measureAgent(ctx context.Context, o options, dir, caFile, kind string) (phase, error) {
+// tlsClassic is the agent's TLS phase again with the key exchanges of Go
+// before 1.24 (GODEBUG tlsmlkem=0, tlssecpmlkem=0: no post-quantum hybrid),
+// the handshake blackbox_exporter 0.23 (Go 1.19) makes: like for like.
+const tlsClassic = "tls/classic"
+
+func measureAgent(ctx context.Context, o options, dir, caFile, variant string, kex *keyExchanges) (phase, error) {
 	var buf bytes.Buffer
-	p := phase{Tool: "connprobe", Kind: kind}
+	p := phase{Tool: "connprobe", Kind: variant}
+	kind, env := variant, []string(nil)
+	if variant == tlsClassic {
+		kind, env = "tls", []string{"GODEBUG=tlsmlkem=0,tlssecpmlkem=0"}
+	}
 	var checks []string
 	for i, a := range addrs(o.hosts) {
 		c := fmt.Sprintf("  - {name: %s-%d, kind: %s, host: %s, port: %d", kind, i, kind, a, portOf(kind))
@@ -598,7 +661,7 @@ func measureAgent(ctx context.Context, o options, dir, caFile, kind string) (pha
 	if err != nil {
 		return p, err
 	}
-	ag, err := start(dir, o.agent, "--config.file", cfg, "--web.listen-address", agentAddr)
+	ag, err := startWith(dir, env, o.agent, "--config.file", cfg, "--web.listen-address", agentAddr)
 	if err != nil {
 		return p, err
 	}
@@ -614,6 +677,7 @@ func measureAgent(ctx context.Context, o options, dir, caFile, kind string) (pha
 	if err != nil {
 		return p, fmt.Errorf("%w\n%s", err, ag.tail())
 	}
+	kex0 := kex.snapshot()
 	cpu0, err := cpuSeconds(pid)
 	if err != nil {
 		return p, err
@@ -636,6 +700,7 @@ func measureAgent(ctx context.Context, o options, dir, caFile, kind string) (pha
 	p.Probes = int(e1.sum("connprobe_check_runs_total") - e0.sum("connprobe_check_runs_total"))
 	p.Failed = int(want - e1.sum("connprobe_check_up"))
 	p.CPUSeconds = cpu1 - cpu0
+	p.KeyExchange = kex.since(kex0)
 	if p.Probes > 0 {
 		p.CPUPerProbeMs = 1000 * p.CPUSeconds / float64(p.Probes)
 	}
@@ -658,7 +723,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func measureBlackbox(ctx context.Context, o options, dir, caFile, kind string) (phase, error) {
+func measureBlackbox(ctx context.Context, o options, dir, caFile, kind string, kex *keyExchanges) (phase, error) {
 	p := phase{Tool: "blackbox_exporter", Kind: kind}
 	conf := fmt.Sprintf(`modules:
   tcp:
@@ -708,6 +773,7 @@ func measureBlackbox(ctx context.Context, o options, dir, caFile, kind string) (
 		return p, fmt.Errorf("blackbox probe failed:\n%s", last)
 	}
 	p.SeriesPerCheck = float64(len(e.lines))
+	kex0 := kex.snapshot()
 	cpu0, err := cpuSeconds(pid)
 	if err != nil {
 		return p, err
@@ -719,6 +785,7 @@ func measureBlackbox(ctx context.Context, o options, dir, caFile, kind string) (
 	}
 	p.Probes, p.Failed = probes, failed
 	p.CPUSeconds = cpu1 - cpu0
+	p.KeyExchange = kex.since(kex0)
 	if probes > 0 {
 		p.CPUPerProbeMs = 1000 * p.CPUSeconds / float64(probes)
 		p.ScrapeSeconds = took.Seconds() / float64(probes)
@@ -901,24 +968,25 @@ const idleWait = 30 * time.Second
 func printReport(w io.Writer, o options, rep report) {
 	fmt.Fprintf(w, "%d addresses, one check each per kind, interval %s, window %s, %d probes in flight\n\n",
 		rep.Hosts, o.interval, o.window, inflight)
-	fmt.Fprintf(w, "%-18s %-4s %8s %9s %10s %10s %9s %12s %10s\n",
-		"tool", "kind", "probes", "probes/s", "cpu s", "cpu/probe", "peak RSS", "series/check", "scrape")
+	fmt.Fprintf(w, "%-18s %-11s %8s %9s %10s %10s %9s %12s %10s  %s\n",
+		"tool", "kind", "probes", "probes/s", "cpu s", "cpu/probe", "peak RSS", "series/check", "scrape", "key exchange")
 	by := map[string]phase{}
 	for _, p := range rep.Phases {
 		by[p.Tool+"/"+p.Kind] = p
-		fmt.Fprintf(w, "%-18s %-4s %8d %9.1f %10.2f %8.3fms %6.1fMiB %12.1f %8.1fms\n",
-			p.Tool, p.Kind, p.Probes, p.ProbesPerSecond, p.CPUSeconds, p.CPUPerProbeMs, p.PeakRSSMiB, p.SeriesPerCheck, 1000*p.ScrapeSeconds)
+		fmt.Fprintf(w, "%-18s %-11s %8d %9.1f %10.2f %8.3fms %6.1fMiB %12.1f %8.1fms  %s\n",
+			p.Tool, p.Kind, p.Probes, p.ProbesPerSecond, p.CPUSeconds, p.CPUPerProbeMs, p.PeakRSSMiB, p.SeriesPerCheck, 1000*p.ScrapeSeconds, p.KeyExchange)
 	}
 	fmt.Fprintln(w, "(scrape: connprobe one /metrics of all checks of the kind; blackbox_exporter the mean /probe request.")
-	fmt.Fprintf(w, " series: blackbox_exporter's /probe lines; Prometheus stores %d more per target: up, scrape_*)\n", promPerTarget)
-	for _, kind := range []string{"tcp", "tls"} {
-		c, okC := by["connprobe/"+kind]
-		b, okB := by["blackbox_exporter/"+kind]
+	fmt.Fprintf(w, " series: blackbox_exporter's /probe lines; Prometheus stores %d more per target: up, scrape_*.\n", promPerTarget)
+	fmt.Fprintln(w, " tls/classic: connprobe with GODEBUG=tlsmlkem=0,tlssecpmlkem=0, the key exchange blackbox_exporter's Go 1.19 makes)")
+	for _, pair := range [][2]string{{"tcp", "tcp"}, {"tls", "tls"}, {tlsClassic, "tls"}} {
+		c, okC := by["connprobe/"+pair[0]]
+		b, okB := by["blackbox_exporter/"+pair[1]]
 		if !okC || !okB || b.CPUPerProbeMs == 0 || b.PeakRSSMiB == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "ratio connprobe/blackbox %s: cpu per probe %.2fx, peak RSS %.2fx, series per check %.2fx (stored: %.2fx)\n",
-			kind, c.CPUPerProbeMs/b.CPUPerProbeMs, c.PeakRSSMiB/b.PeakRSSMiB, c.SeriesPerCheck/b.SeriesPerCheck,
+			pair[0], c.CPUPerProbeMs/b.CPUPerProbeMs, c.PeakRSSMiB/b.PeakRSSMiB, c.SeriesPerCheck/b.SeriesPerCheck,
 			c.SeriesPerCheck/(b.SeriesPerCheck+promPerTarget))
 	}
 	if i := rep.Idle; i != nil {
