@@ -273,3 +273,59 @@ func BenchmarkScaleScrapeProbing(b *testing.B) {
 	b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "scrape-ms")
 	b.ReportMetric(float64(served.Load())/1e6/float64(b.N), "handler-ms")
 }
+
+// BenchmarkScaleScrapeHeap measures what a scrape of 10,000 checks holds
+// while it writes (issue 10): the agent's default memory limit follows the
+// live heap, so a scrape that holds more raises the RSS. Every 64 KB of
+// gzip output (about 1.2 MB of text) the writer collects garbage and reads
+// the live heap; live-MB is the heap between scrapes, scrape-extra-MB the
+// most a scrape held above it. Its times mean nothing (the collections are
+// forced).
+//
+//	go test ./internal/agent/ -run '^$' -bench BenchmarkScaleScrapeHeap -benchtime 3x
+func BenchmarkScaleScrapeHeap(b *testing.B) {
+	a, err := New(Options{ConfigFile: scaleConfig(b, 10000)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range a.store.Snapshot() {
+		a.record(e.Check, scaleResult(e.Check))
+	}
+	h := a.Handler()
+	scrapeOnce(b, h)
+	between := liveHeap()
+	w := &heapSampler{header: http.Header{}}
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	for range b.N {
+		w.next = 0
+		h.ServeHTTP(w, req)
+		if w.written == 0 || w.samples == 0 {
+			b.Fatal("nothing written or sampled")
+		}
+	}
+	b.ReportMetric(float64(between)/1e6, "live-MB")
+	b.ReportMetric((float64(w.peak)-float64(between))/1e6, "scrape-extra-MB")
+	runtime.KeepAlive(a)
+}
+
+// heapSampler is a ResponseWriter that reads the live heap every 64 KB.
+type heapSampler struct {
+	header        http.Header
+	written, next int
+	peak          uint64
+	samples       int
+}
+
+func (s *heapSampler) Header() http.Header { return s.header }
+func (s *heapSampler) WriteHeader(int)     {}
+
+func (s *heapSampler) Write(p []byte) (int, error) {
+	s.written += len(p)
+	if s.written >= s.next {
+		s.next = s.written + 64<<10
+		s.samples++
+		s.peak = max(s.peak, liveHeap())
+	}
+	return len(p), nil
+}

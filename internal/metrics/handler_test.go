@@ -365,3 +365,85 @@ func TestHandlerServesProtobuf(t *testing.T) {
 		}
 	}
 }
+
+// hookWriter calls hook at its first Write, then discards and keeps.
+type hookWriter struct {
+	header http.Header
+	hook   func()
+	body   bytes.Buffer
+}
+
+func (w *hookWriter) Header() http.Header { return w.header }
+func (w *hookWriter) WriteHeader(int)     {}
+func (w *hookWriter) Write(b []byte) (int, error) {
+	if w.hook != nil {
+		w.hook()
+		w.hook = nil
+	}
+	return w.body.Write(b)
+}
+
+// TestScrapeWhilePruning: a reload that removes checks while a text scrape
+// writes (between its chunks) prunes their counters without moving the
+// series the scrape has yet to write: none is written twice or left out,
+// the pruned ones are not written, and they are dropped once the scrape
+// ends.
+func TestScrapeWhilePruning(t *testing.T) {
+	reg, store, m, checks := bigSite(t, 600, false)
+	h := m.Handler(reg, nil)
+	scrapeText(t, h, false)
+	keep := checks[:300]
+	w := &hookWriter{header: http.Header{}, hook: func() {
+		store.SetChecks(keep)
+		if _, err := reg.Gather(); err != nil { // prunes
+			t.Error(err)
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if len(m.seriesOrder) == len(m.series) {
+			t.Errorf("pruned while a scrape walks the series: %d series, %d in order", len(m.series), len(m.seriesOrder))
+		}
+	}}
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if w.hook != nil {
+		t.Fatal("the scrape wrote nothing")
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(&w.body)
+	if err != nil {
+		t.Fatalf("the scrape does not parse: %v", err)
+	}
+	kept := map[string]bool{}
+	for _, c := range keep {
+		kept[c.Name] = true
+	}
+	runs := 0
+	for _, fam := range []string{"connprobe_check_runs_total", "connprobe_check_latency_seconds"} {
+		for _, mt := range mfs[fam].GetMetric() {
+			runs++
+			for _, p := range mt.GetLabel() {
+				if p.GetName() == "check" && !kept[p.GetValue()] {
+					t.Errorf("%s of removed check %q written", fam, p.GetValue())
+				}
+			}
+		}
+	}
+	if runs == 0 {
+		t.Fatal("no run counters written")
+	}
+	m.mu.Lock()
+	n, order := len(m.series), len(m.seriesOrder)
+	m.mu.Unlock()
+	if n != order {
+		t.Errorf("after the scrape: %d series, %d in order", n, order)
+	}
+	// The reference: the registry's text of the same site reloaded alike.
+	regC, storeC, _, checksC := bigSite(t, 600, false)
+	storeC.SetChecks(checksC[:len(keep)])
+	want, got := textFamilies(t, registryText(t, regC)), textFamilies(t, scrapeText(t, h, false))
+	for _, fam := range []string{"connprobe_check_runs_total", "connprobe_check_latency_seconds"} {
+		if !slices.Equal(got[fam], want[fam]) {
+			t.Errorf("next scrape: family %s differs from the registry's: %d and %d lines", fam, len(got[fam]), len(want[fam]))
+		}
+	}
+}

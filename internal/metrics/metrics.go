@@ -117,6 +117,13 @@ type Metrics struct {
 	reasonPairs        map[probe.Reason]*dto.LabelPair
 	phasePairs         map[probe.Phase]*dto.LabelPair
 	now                func() time.Time
+	// seriesOrder is m.series in the order Record made them, so that a
+	// scrape can walk them a chunk at a time, releasing mu in between.
+	// A pruned series stays in it (marked) while a text scrape walks it
+	// (scraping > 0): removing it would shift the ones not yet written.
+	seriesOrder []*series
+	scraping    int
+	compact     bool // seriesOrder holds pruned series
 
 	allReasons     bool // export every reason (0 or 1), not only the current one
 	classicBuckets bool // the latency histogram has classic buckets too
@@ -439,6 +446,7 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 			// histogram too exists from the first run.
 			s.count(probe.ReasonOK, m.reasonPair(probe.ReasonOK), 0)
 			m.series[rl.key] = s
+			m.seriesOrder = append(m.seriesOrder, s)
 		}
 		if !rl.recorded {
 			if !slices.Contains(m.recordedByCheck[cl.id], rl.key) {
@@ -481,12 +489,25 @@ func (m *Metrics) pruneLocked(configured map[string]bool) {
 			continue
 		}
 		for _, k := range keys {
-			if !inUse[k] {
+			if s := m.series[k]; s != nil && !inUse[k] {
+				s.pruned = true
 				delete(m.series, k)
+				m.compact = true
 			}
 		}
 		delete(m.recordedByCheck, id)
 	}
+	m.compactLocked()
+}
+
+// compactLocked drops the pruned series from seriesOrder, unless a scrape
+// is walking it (the last to finish compacts).
+func (m *Metrics) compactLocked() {
+	if !m.compact || m.scraping > 0 {
+		return
+	}
+	m.seriesOrder = slices.DeleteFunc(m.seriesOrder, func(s *series) bool { return s.pruned })
+	m.compact = false
 }
 
 // Describe implements prometheus.Collector.

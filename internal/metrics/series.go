@@ -32,6 +32,7 @@ type series struct {
 	labels *resultLabelSet
 	runs   []reasonCount // ok first, then each reason as first seen
 	hist   latencyHist
+	pruned bool // no longer in Metrics.series: skipped, then dropped
 }
 
 // reasonCount is one connprobe_check_runs_total series.

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -260,5 +261,22 @@ func TestLatestLeavesOutHistoryOnly(t *testing.T) {
 	}
 	if prev, _ := s.Put(a, nil); prev.History != nil {
 		t.Error("Put's previous entry shares the store's history")
+	}
+}
+
+// TestEachResult: every result of the last runs, in config order, checks
+// that have not run contributing none.
+func TestEachResult(t *testing.T) {
+	s := New()
+	a, b, c := check("a"), check("b"), check("c")
+	s.SetChecks([]*probe.Check{a, b, c})
+	s.Put(c, []probe.Result{{Check: c, IPFamily: probe.FamilyIPv4}, {Check: c, IPFamily: probe.FamilyIPv6}})
+	s.Put(a, []probe.Result{{Check: a, Reason: probe.ReasonTimeout}})
+	s.Put(a, []probe.Result{{Check: a, Up: true, Reason: probe.ReasonOK}})
+	var got []string
+	s.EachResult(func(r *probe.Result) { got = append(got, r.Check.Name+"/"+string(r.Reason)+r.IPFamily) })
+	want := []string{"a/ok", "c/" + probe.FamilyIPv4, "c/" + probe.FamilyIPv6}
+	if !slices.Equal(got, want) {
+		t.Errorf("EachResult: %q, want %q", got, want)
 	}
 }

@@ -28,15 +28,11 @@ func (s Source) Verdict() Verdict {
 	if s.Host != nil {
 		host = s.Host()
 	}
-	// Straight from the store's entries: a copy of every result first was
-	// most of a scrape's garbage at 10,000 checks (issue 10).
-	entries := s.Store.Latest()
-	ev := make([]Evidence, 0, len(entries))
-	for _, e := range entries {
-		for i := range e.Results {
-			ev = appendEvidence(ev, &e.Results[i])
-		}
-	}
+	// Straight from the store's results: a copy of every result first, and
+	// then of every entry, were most of a scrape's garbage at 10,000 checks
+	// (issue 10).
+	ev := make([]Evidence, 0, s.Store.Len())
+	s.Store.EachResult(func(r *probe.Result) { ev = appendEvidence(ev, r) })
 	if slices.ContainsFunc(ev, func(e Evidence) bool { return e.Reason == probe.ReasonDNS }) {
 		ev = append(ev, s.Resolvers.evidence()...)
 	}
