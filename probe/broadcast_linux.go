@@ -286,9 +286,12 @@ func udpPortProgram(port int, v6 bool) []bpf.Instruction {
 	}
 }
 
-// htons returns v in network byte order, as sockaddr_ll wants its protocol.
+// htons returns v in network byte order, as sockaddr_ll wants its protocol
+// and sockaddr_in its port.
 func htons(v uint16) uint16 {
-	return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v))
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
 }
 
 // udpPortHolder names the sockets (and, when visible, processes) bound to

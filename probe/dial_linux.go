@@ -81,7 +81,7 @@ func connectSocket(ctx context.Context, t Target, ttl int) (*os.File, int, error
 		}
 	}
 	begin := time.Now()
-	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+	if err := rawConnect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		icmp := readErrQueue(fd)
 		unix.Close(fd)
 		return nil, 0, &dialError{Op: "connect", Err: os.NewSyscallError("connect", err), ICMP: icmp}
@@ -118,7 +118,13 @@ func connectSocket(ctx context.Context, t Target, ttl int) (*os.File, int, error
 		return n
 	}
 	waitErr := rc.Write(func(fd uintptr) bool {
-		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		// A peer means the handshake completed: one system call on the
+		// way that succeeds. The first call runs before any wait, when the
+		// handshake is usually still in progress.
+		if hasPeer(int(fd)) {
+			return true
+		}
+		v, err := rawGetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
 		if err != nil {
 			connErr = os.NewSyscallError("getsockopt", err)
 			return true
@@ -128,12 +134,7 @@ func connectSocket(ctx context.Context, t Target, ttl int) (*os.File, int, error
 			icmp = readErrQueue(int(fd))
 			return true
 		}
-		// Writable with no error means connected; the first call runs before
-		// any wait, when the handshake is still in progress.
-		if _, err := unix.Getpeername(int(fd)); err != nil {
-			return false
-		}
-		return true
+		return false // in progress
 	})
 	if waitErr != nil {
 		// Deadline or cancellation: report any soft ICMP error seen meanwhile.
@@ -170,9 +171,9 @@ func setRecvErr(fd, domain int, on bool) error {
 		v = 1
 	}
 	if domain == unix.AF_INET6 {
-		return unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVERR, v)
+		return rawSetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVERR, v)
 	}
-	return unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_RECVERR, v)
+	return rawSetsockoptInt(fd, unix.SOL_IP, unix.IP_RECVERR, v)
 }
 
 // setTTL sets the TTL (IPv6: unicast hop limit) of the socket's packets.
