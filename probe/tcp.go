@@ -2,7 +2,8 @@ package probe
 
 import (
 	"context"
-	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,13 +12,36 @@ func probeTCP(ctx context.Context, t Target) Result {
 	r := newResult(t)
 	begin := time.Now()
 	err := connectTCP(ctx, t)
-	r.addTiming(PhaseConnect, time.Since(begin))
+	took := time.Since(begin)
+	r.addTiming(PhaseConnect, took)
 	if err != nil {
 		return fail(&r, PhaseConnect, err, t.Addr)
 	}
 	r.Up, r.Reason, r.Phase = true, ReasonOK, PhaseConnect
-	r.Detail = fmt.Sprintf("connected to %s in %s", t.HostPort(), time.Since(begin).Round(time.Microsecond))
+	host := t.Check.Host
+	if t.Addr != nil {
+		host = r.Address // t.Addr's text, made once by newResult
+	}
+	r.Detail = connectedDetail(host, t.Check.Port, took)
 	return r
+}
+
+// connectedDetail is "connected to HOST:PORT in TOOK" (an IPv6 address in
+// brackets, as net.JoinHostPort writes it), assembled in one buffer: a
+// probe that succeeds makes this text every time.
+func connectedDetail(host string, port int, took time.Duration) string {
+	var buf [96]byte
+	b := append(buf[:0], "connected to "...)
+	if strings.IndexByte(host, ':') >= 0 {
+		b = append(append(append(b, '['), host...), ']')
+	} else {
+		b = append(b, host...)
+	}
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(port), 10)
+	b = append(b, " in "...)
+	b = append(b, took.Round(time.Microsecond).String()...)
+	return string(b)
 }
 
 // connectTCP is dialTCP for a probe that only needs the handshake: the

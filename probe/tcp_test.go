@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -254,4 +255,23 @@ func lbLowestFreeFD(t testing.TB) int {
 	fd := int(f.Fd())
 	f.Close()
 	return fd
+}
+
+// connectedDetail must write what fmt and net.JoinHostPort wrote before it.
+func TestConnectedDetail(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		port int
+		took time.Duration
+	}{
+		{"127.0.0.1", 443, 1234567 * time.Nanosecond},
+		{"::1", 8080, 42 * time.Microsecond},
+		{"fe80::1%eth0", 1, 2 * time.Second},
+		{"proxy.example.net", 65535, 0},
+	} {
+		want := fmt.Sprintf("connected to %s in %s", net.JoinHostPort(tc.host, strconv.Itoa(tc.port)), tc.took.Round(time.Microsecond))
+		if got := connectedDetail(tc.host, tc.port, tc.took); got != want {
+			t.Errorf("connectedDetail(%q, %d, %s) = %q, want %q", tc.host, tc.port, tc.took, got, want)
+		}
+	}
 }
