@@ -206,12 +206,16 @@ type idleReport struct {
 }
 
 type phase struct {
-	Tool            string  `json:"tool"` // connprobe or blackbox_exporter
-	Kind            string  `json:"kind"` // tcp, tls or tls/classic (connprobe only)
-	Probes          int     `json:"probes"`
-	CPUSeconds      float64 `json:"cpu_seconds"`
-	CPUPerProbeMs   float64 `json:"cpu_per_probe_ms"`
-	PeakRSSMiB      float64 `json:"peak_rss_mib"`
+	Tool          string  `json:"tool"` // connprobe or blackbox_exporter
+	Kind          string  `json:"kind"` // tcp, tls or tls/classic (connprobe only)
+	Probes        int     `json:"probes"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	CPUPerProbeMs float64 `json:"cpu_per_probe_ms"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"` // VmHWM over the window: while probing
+	// StartPeakRSSMiB is VmHWM from the start to the window: loading,
+	// warming up (connprobe's warm-up polls /metrics every 20 ms, far more
+	// often than any Prometheus) and the first probes.
+	StartPeakRSSMiB float64 `json:"peak_rss_since_start_mib"`
 	SeriesPerCheck  float64 `json:"series_per_check"`
 	ScrapeSeconds   float64 `json:"scrape_seconds"` // connprobe: one /metrics; blackbox: mean /probe request
 	ScrapeBytes     int     `json:"scrape_bytes"`
@@ -505,6 +509,17 @@ func cpuSeconds(pid int) (float64, error) {
 	return (utime + stime) / clkTck, nil
 }
 
+// windowPeak returns the process's peak RSS so far (VmHWM) and starts a new
+// one: the kernel resets VmHWM to the current RSS when 5 is written to
+// clear_refs (proc(5)), so the next VmHWM is the peak of what follows.
+func windowPeak(pid int) (float64, error) {
+	peak, err := statusMiB(pid, "VmHWM")
+	if err != nil {
+		return 0, err
+	}
+	return peak, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
 // statusMiB reads a kB field (VmHWM, VmRSS, RssAnon, RssFile) of /proc/PID/status in MiB.
 func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -677,6 +692,9 @@ func measureAgent(ctx context.Context, o options, dir, caFile, variant string, k
 	if err != nil {
 		return p, fmt.Errorf("%w\n%s", err, ag.tail())
 	}
+	if p.StartPeakRSSMiB, err = windowPeak(pid); err != nil {
+		return p, err
+	}
 	kex0 := kex.snapshot()
 	cpu0, err := cpuSeconds(pid)
 	if err != nil {
@@ -773,6 +791,9 @@ func measureBlackbox(ctx context.Context, o options, dir, caFile, kind string, k
 		return p, fmt.Errorf("blackbox probe failed:\n%s", last)
 	}
 	p.SeriesPerCheck = float64(len(e.lines))
+	if p.StartPeakRSSMiB, err = windowPeak(pid); err != nil {
+		return p, err
+	}
 	kex0 := kex.snapshot()
 	cpu0, err := cpuSeconds(pid)
 	if err != nil {
@@ -968,15 +989,16 @@ const idleWait = 30 * time.Second
 func printReport(w io.Writer, o options, rep report) {
 	fmt.Fprintf(w, "%d addresses, one check each per kind, interval %s, window %s, %d probes in flight\n\n",
 		rep.Hosts, o.interval, o.window, inflight)
-	fmt.Fprintf(w, "%-18s %-11s %8s %9s %10s %10s %9s %12s %10s  %s\n",
-		"tool", "kind", "probes", "probes/s", "cpu s", "cpu/probe", "peak RSS", "series/check", "scrape", "key exchange")
+	fmt.Fprintf(w, "%-18s %-11s %8s %9s %10s %10s %9s %9s %12s %10s  %s\n",
+		"tool", "kind", "probes", "probes/s", "cpu s", "cpu/probe", "peak RSS", "(start)", "series/check", "scrape", "key exchange")
 	by := map[string]phase{}
 	for _, p := range rep.Phases {
 		by[p.Tool+"/"+p.Kind] = p
-		fmt.Fprintf(w, "%-18s %-11s %8d %9.1f %10.2f %8.3fms %6.1fMiB %12.1f %8.1fms  %s\n",
-			p.Tool, p.Kind, p.Probes, p.ProbesPerSecond, p.CPUSeconds, p.CPUPerProbeMs, p.PeakRSSMiB, p.SeriesPerCheck, 1000*p.ScrapeSeconds, p.KeyExchange)
+		fmt.Fprintf(w, "%-18s %-11s %8d %9.1f %10.2f %8.3fms %6.1fMiB %6.1fMiB %12.1f %8.1fms  %s\n",
+			p.Tool, p.Kind, p.Probes, p.ProbesPerSecond, p.CPUSeconds, p.CPUPerProbeMs, p.PeakRSSMiB, p.StartPeakRSSMiB, p.SeriesPerCheck, 1000*p.ScrapeSeconds, p.KeyExchange)
 	}
-	fmt.Fprintln(w, "(scrape: connprobe one /metrics of all checks of the kind; blackbox_exporter the mean /probe request.")
+	fmt.Fprintln(w, "(peak RSS: VmHWM over the window, while probing; (start): from the start to the window, warm-up included.")
+	fmt.Fprintln(w, " scrape: connprobe one /metrics of all checks of the kind; blackbox_exporter the mean /probe request.")
 	fmt.Fprintf(w, " series: blackbox_exporter's /probe lines; Prometheus stores %d more per target: up, scrape_*.\n", promPerTarget)
 	fmt.Fprintln(w, " tls/classic: connprobe with GODEBUG=tlsmlkem=0,tlssecpmlkem=0, the key exchange blackbox_exporter's Go 1.19 makes)")
 	for _, pair := range [][2]string{{"tcp", "tcp"}, {"tls", "tls"}, {tlsClassic, "tls"}} {
