@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"compress/gzip"
 	"io"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/connprobe/connprobe/probe"
 )
@@ -33,19 +31,8 @@ func textSeries(t *testing.T, reg prometheus.Gatherer, check string) []string {
 // textLines returns every sample line of a text-format scrape of reg.
 func textLines(t *testing.T, reg prometheus.Gatherer) []string {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var out []string
-	for _, l := range strings.Split(buf.String(), "\n") {
+	for _, l := range strings.Split(registryText(t, reg), "\n") {
 		if l != "" && !strings.HasPrefix(l, "#") {
 			out = append(out, l)
 		}
