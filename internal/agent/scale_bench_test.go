@@ -69,15 +69,7 @@ func scaleResult(c *probe.Check) []probe.Result {
 //
 //	go test ./internal/agent/ -run '^$' -bench BenchmarkScaleScrape -benchtime 10x -benchmem
 func BenchmarkScaleScrape(b *testing.B) {
-	a, err := New(Options{ConfigFile: scaleConfig(b, 10000)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range a.store.Snapshot() {
-		a.record(e.Check, scaleResult(e.Check))
-	}
-	h := a.Handler()
-	scrapeOnce(b, h)
+	_, h := scrapedScaleAgent(b, 10000)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
@@ -284,15 +276,7 @@ func BenchmarkScaleScrapeProbing(b *testing.B) {
 //
 //	go test ./internal/agent/ -run '^$' -bench BenchmarkScaleScrapeHeap -benchtime 3x
 func BenchmarkScaleScrapeHeap(b *testing.B) {
-	a, err := New(Options{ConfigFile: scaleConfig(b, 10000)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range a.store.Snapshot() {
-		a.record(e.Check, scaleResult(e.Check))
-	}
-	h := a.Handler()
-	scrapeOnce(b, h)
+	a, h := scrapedScaleAgent(b, 10000)
 	between := liveHeap()
 	w := &heapSampler{header: http.Header{}}
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
@@ -328,4 +312,20 @@ func (s *heapSampler) Write(p []byte) (int, error) {
 		s.peak = max(s.peak, liveHeap())
 	}
 	return len(p), nil
+}
+
+// scrapedScaleAgent is an agent with n TCP checks that have each run once,
+// scraped once (so pools and label text exist), and its /metrics handler.
+func scrapedScaleAgent(b *testing.B, n int) (*Agent, http.Handler) {
+	b.Helper()
+	a, err := New(Options{ConfigFile: scaleConfig(b, n)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range a.store.Snapshot() {
+		a.record(e.Check, scaleResult(e.Check))
+	}
+	h := a.Handler()
+	scrapeOnce(b, h)
+	return a, h
 }

@@ -89,6 +89,7 @@ func siteResults(c *probe.Check, i int) []probe.Result {
 func scrapeText(t *testing.T, h http.Handler, gz bool) string {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	if gz {
 		req.Header.Set("Accept-Encoding", "gzip")
 	}
@@ -96,6 +97,9 @@ func scrapeText(t *testing.T, h http.Handler, gz bool) string {
 	h.ServeHTTP(rec, req)
 	var body io.Reader = rec.Body
 	if gz {
+		if rec.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatal("gzip asked for, not given")
+		}
 		zr, err := gzip.NewReader(rec.Body)
 		if err != nil {
 			t.Fatal(err)

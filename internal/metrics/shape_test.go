@@ -1,10 +1,7 @@
 package metrics
 
 import (
-	"compress/gzip"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -305,30 +302,8 @@ func TestGathererMatchesCollect(t *testing.T) {
 // sorted.
 func handlerLines(t *testing.T, h http.Handler, gz bool) []string {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	if gz {
-		req.Header.Set("Accept-Encoding", "gzip")
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	var body io.Reader = rec.Body
-	if gz {
-		if rec.Header().Get("Content-Encoding") != "gzip" {
-			t.Fatal("gzip asked for, not given")
-		}
-		zr, err := gzip.NewReader(rec.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = zr
-	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(scrapeText(t, h, gz), "\n") {
 		if l != "" && !strings.HasPrefix(l, "#") {
 			out = append(out, l)
 		}
