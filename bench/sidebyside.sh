@@ -6,8 +6,14 @@
 #   sudo bench/sidebyside.sh                  # one run, 200 addresses
 #   sudo bench/sidebyside.sh -runs 3 -scale 10000
 #
+#   sudo bench/sidebyside.sh -phases tls -blackbox none   # connprobe's TLS phase alone
+#
 # -runs N repeats the whole measurement N times (a fresh agent each time);
-# every other flag goes to the tool (-hosts, -interval, -window, -scale, -json).
+# every other flag goes to the tool (-hosts, -interval, -window, -scale, -json,
+# -phases, -blackbox). -phases runs only the phases named, comma-separated:
+# tcp, tls, classic (tls/classic), idle, scale (with -scale N); default all.
+# blackbox_exporter runs beside the tcp and tls phases when installed;
+# -blackbox none leaves it out, -blackbox PATH names its binary.
 #
 # The agent is built as the packages ship it (internal/tools/pkgbuild): static
 # (CGO_ENABLED=0), -trimpath, stripped (-s -w), with the release toolchain, so

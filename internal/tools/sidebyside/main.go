@@ -6,7 +6,9 @@
 // the CPU seconds of each process from /proc/PID/stat over the same probes,
 // peak RSS (VmHWM), series per check and scrape time, and the ratios. With
 // -scale N it also loads N TCP checks at the default interval and cap and
-// reports load time, RSS, overruns and scrape time.
+// reports load time, RSS, overruns and scrape time. -phases picks some of
+// the phases (tcp, tls, classic, idle, scale) to measure one lever at a
+// time without the other minutes; -blackbox none leaves blackbox_exporter out.
 //
 // It needs root and the ip command; blackbox_exporter is optional (Debian:
 // prometheus-blackbox-exporter). Run it with bench/sidebyside.sh, which
@@ -71,21 +73,31 @@ type options struct {
 	scale           int
 	scaleWait       time.Duration
 	jsonOut         bool
+	// phases are the phases to run, a subset of allPhases.
+	phases map[string]bool
 }
+
+// allPhases are the phases in the order they run: connprobe's TCP, TLS
+// and tls/classic phases (the first two with blackbox_exporter's beside
+// them), the idle agent with every built-in profile, and the scale phase.
+var allPhases = []string{"tcp", "tls", "classic", "idle", "scale"}
 
 func main() {
 	var o options
 	flag.StringVar(&o.agent, "agent", "", "connprobe binary (required)")
-	flag.StringVar(&o.blackbox, "blackbox", "", "blackbox_exporter binary; empty: looked up in PATH, skipped when absent")
+	flag.StringVar(&o.blackbox, "blackbox", "", "blackbox_exporter binary; empty: looked up in PATH, skipped when absent; none: skipped")
 	flag.IntVar(&o.hosts, "hosts", 200, "target addresses (each gets a TCP and a TLS check)")
 	flag.DurationVar(&o.interval, "interval", time.Second, "interval of every check; the blackbox driver probes at the same rate")
 	flag.DurationVar(&o.window, "window", 20*time.Second, "measuring window of each phase")
 	flag.IntVar(&o.scale, "scale", 0, "also load this many TCP checks at the default interval (0: skip)")
 	flag.DurationVar(&o.scaleWait, "scale.wait", 75*time.Second, "how long the scale phase runs before it is measured (at least the 60s default interval)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	phases := flag.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+" (scale only with -scale N)")
 	inside := flag.Bool("inside", false, "internal: run the phases (in the namespace)")
 	flag.Parse()
-	if err := o.check(); err != nil {
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "phases" })
+	if err := o.check(*phases, explicit); err != nil {
 		fmt.Fprintln(os.Stderr, "sidebyside:", err)
 		os.Exit(2)
 	}
@@ -101,9 +113,23 @@ func main() {
 	}
 }
 
-func (o *options) check() error {
+// check validates o and sets o.phases from the -phases value; explicit
+// says -phases was given (its default names scale, which then runs only
+// with -scale N).
+func (o *options) check(phases string, explicit bool) error {
 	if o.agent == "" {
 		return errors.New("-agent is required")
+	}
+	o.phases = map[string]bool{}
+	for p := range strings.SplitSeq(phases, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(allPhases, p) {
+			return fmt.Errorf("-phases: unknown phase %q (want some of %s)", p, strings.Join(allPhases, ","))
+		}
+		o.phases[p] = true
+	}
+	if o.phases["scale"] && o.scale == 0 && explicit {
+		return errors.New("-phases scale needs -scale N")
 	}
 	if o.hosts < 1 || o.hosts > 60000 || o.scale < 0 || o.scale > 200000 {
 		return errors.New("-hosts must be 1..60000 and -scale 0..200000")
@@ -111,7 +137,10 @@ func (o *options) check() error {
 	if o.interval < time.Second || o.window < 5*time.Second || o.window > 10*time.Minute {
 		return errors.New("-interval must be at least 1s and -window 5s..10m")
 	}
-	if o.blackbox == "" {
+	switch o.blackbox {
+	case "none":
+		o.blackbox = ""
+	case "":
 		for _, name := range []string{"blackbox_exporter", "prometheus-blackbox-exporter"} {
 			if p, err := exec.LookPath(name); err == nil {
 				o.blackbox = p
@@ -263,6 +292,9 @@ func runInside(o options) error {
 	}
 	rep := report{Hosts: o.hosts, Interval: o.interval, Window: o.window}
 	for _, kind := range []string{"tcp", "tls", tlsClassic} {
+		if !o.phases[strings.TrimPrefix(kind, "tls/")] {
+			continue
+		}
 		p, err := measureAgent(ctx, o, dir, caFile, kind, kex)
 		if err != nil {
 			return fmt.Errorf("connprobe %s: %w", kind, err)
@@ -277,12 +309,14 @@ func runInside(o options) error {
 		}
 		rep.Phases = append(rep.Phases, p)
 	}
-	idle, err := measureIdle(ctx, o, dir)
-	if err != nil {
-		return fmt.Errorf("idle: %w", err)
+	if o.phases["idle"] {
+		idle, err := measureIdle(ctx, o, dir)
+		if err != nil {
+			return fmt.Errorf("idle: %w", err)
+		}
+		rep.Idle = idle
 	}
-	rep.Idle = idle
-	if o.scale > 0 {
+	if o.phases["scale"] && o.scale > 0 {
 		s, err := measureScale(ctx, o, dir)
 		if err != nil {
 			return fmt.Errorf("scale: %w", err)
