@@ -120,12 +120,16 @@ type Host struct {
 	Err error
 	// Subnets are the prefixes of this host's own interface addresses.
 	Subnets []netip.Prefix
+	// subnets indexes Subnets for OnLink (ReadHost builds it); nil: OnLink
+	// tries every prefix.
+	subnets *prefixSet
 }
 
 // ReadHost reads the gateways and this host's subnets.
 func ReadHost() Host {
 	gws, err := Read()
-	return Host{Gateways: gws, Err: err, Subnets: subnets()}
+	sn := subnets()
+	return Host{Gateways: gws, Err: err, Subnets: sn, subnets: newPrefixSet(sn)}
 }
 
 // OnLink reports whether addr is on this host itself or on one of its own
@@ -140,8 +144,58 @@ func (h Host) OnLink(addr string) bool {
 	if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
 		return true
 	}
+	if h.subnets != nil {
+		return h.subnets.contains(a)
+	}
 	for _, p := range h.Subnets {
 		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixSet answers "is an address in one of these prefixes" with one map
+// lookup per distinct prefix length rather than a test of every prefix:
+// the uplink verdict asks for every result at every scrape, and a host with
+// thousands of addresses (the side-by-side benchmark's 2,500 on lo, say)
+// made that 38 ms per scrape of 10,000 checks.
+type prefixSet struct {
+	masked       map[netip.Prefix]struct{}
+	bits4, bits6 []int // the distinct prefix lengths of each family
+}
+
+func newPrefixSet(ps []netip.Prefix) *prefixSet {
+	s := &prefixSet{masked: make(map[netip.Prefix]struct{}, len(ps))}
+	for _, p := range ps {
+		if !p.IsValid() {
+			continue // Contains matches nothing with it
+		}
+		s.masked[p.Masked()] = struct{}{}
+		lens := &s.bits6
+		if p.Addr().Is4() {
+			lens = &s.bits4
+		}
+		if !slices.Contains(*lens, p.Bits()) {
+			*lens = append(*lens, p.Bits())
+		}
+	}
+	return s
+}
+
+// contains reports whether a (unzoned) is in one of the prefixes, as
+// netip.Prefix.Contains would: an IPv4 address only in IPv4 prefixes.
+func (s *prefixSet) contains(a netip.Addr) bool {
+	lens := s.bits6
+	if a.Is4() {
+		lens = s.bits4
+	}
+	for _, b := range lens {
+		p, err := a.Prefix(b)
+		if err != nil {
+			continue
+		}
+		if _, ok := s.masked[p]; ok {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -69,14 +70,60 @@ func TestCache(t *testing.T) {
 }
 
 func TestOnLink(t *testing.T) {
-	h := Host{Subnets: []netip.Prefix{netip.MustParsePrefix("192.168.1.23/24"), netip.MustParsePrefix("fd00:1::5/64")}}
-	for addr, want := range map[string]bool{
-		"192.168.1.10": true, "192.168.2.10": false, "203.0.113.1": false, "::ffff:192.168.1.10": true,
-		"fd00:1::99": true, "fd00:2::1": false, "127.0.0.1": true, "::1": true, "fe80::1": true, "fe80::1%eth0": true,
-		"": false, "not-an-ip": false, "2001:db8::1": false,
-	} {
-		if got := h.OnLink(addr); got != want {
-			t.Errorf("OnLink(%q) = %v, want %v", addr, got, want)
+	sn := []netip.Prefix{netip.MustParsePrefix("192.168.1.23/24"), netip.MustParsePrefix("fd00:1::5/64")}
+	// As a literal (every prefix tried) and as ReadHost builds it (indexed).
+	for _, h := range []Host{{Subnets: sn}, {Subnets: sn, subnets: newPrefixSet(sn)}} {
+		for addr, want := range map[string]bool{
+			"192.168.1.10": true, "192.168.2.10": false, "203.0.113.1": false, "::ffff:192.168.1.10": true,
+			"fd00:1::99": true, "fd00:2::1": false, "127.0.0.1": true, "::1": true, "fe80::1": true, "fe80::1%eth0": true,
+			"": false, "not-an-ip": false, "2001:db8::1": false,
+		} {
+			if got := h.OnLink(addr); got != want {
+				t.Errorf("OnLink(%q) = %v, want %v (indexed %v)", addr, got, want, h.subnets != nil)
+			}
+		}
+	}
+}
+
+// TestPrefixSetAsContains: the index answers as netip.Prefix.Contains over
+// every prefix, for prefixes of every length of both families (host routes,
+// a default route, an IPv4-mapped IPv6 prefix, an unmasked one, the zero
+// Prefix) and addresses in, next to and far from them.
+func TestPrefixSetAsContains(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		var ps []netip.Prefix
+		var addrs []netip.Addr
+		for range 1 + rnd.IntN(20) {
+			var a netip.Addr
+			if rnd.IntN(2) == 0 {
+				a = netip.AddrFrom4([4]byte{10, byte(rnd.IntN(4)), byte(rnd.IntN(4)), byte(rnd.IntN(256))})
+			} else {
+				a = netip.AddrFrom16([16]byte{0xfd, 0, 0, byte(rnd.IntN(4)), 8: byte(rnd.IntN(4)), 15: byte(rnd.IntN(256))})
+			}
+			p, err := a.Prefix(rnd.IntN(a.BitLen() + 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rnd.IntN(2) == 0 {
+				p = netip.PrefixFrom(a, p.Bits()) // not masked, as an interface address
+			}
+			ps = append(ps, p)
+			addrs = append(addrs, a, a.Next(), a.Prev())
+		}
+		if round%10 == 0 {
+			ps = append(ps, netip.Prefix{}, netip.MustParsePrefix("::ffff:10.0.0.0/104"))
+		}
+		if round%50 == 0 {
+			ps = append(ps, netip.MustParsePrefix("0.0.0.0/0"))
+		}
+		addrs = append(addrs, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::ffff:10.0.0.1"))
+		set := newPrefixSet(ps)
+		for _, a := range addrs {
+			want := slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(a) })
+			if got := set.contains(a); got != want {
+				t.Fatalf("round %d: %v in %v: %v, Contains says %v", round, a, ps, got, want)
+			}
 		}
 	}
 }
@@ -85,5 +132,30 @@ func TestSubnetsOfThisHost(t *testing.T) {
 	// Every host has loopback: its prefix is read like any other.
 	if !slices.ContainsFunc(subnets(), func(p netip.Prefix) bool { return p.Contains(netip.MustParseAddr("127.0.0.1")) }) {
 		t.Errorf("subnets() = %v, want 127.0.0.0/8 among them", subnets())
+	}
+}
+
+// BenchmarkOnLinkManyAddresses asks OnLink for 10,000 results' addresses on
+// a host with 2,500 addresses on lo, as the side-by-side benchmark's scale
+// phase: once per scrape, for the uplink verdict (38 ms every prefix tried).
+//
+//	go test ./internal/gateway/ -run '^$' -bench OnLinkMany
+func BenchmarkOnLinkManyAddresses(b *testing.B) {
+	sn := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}
+	for i := 1; i <= 2500; i++ {
+		sn = append(sn, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 201, byte(i / 256), byte(i)}), 32))
+	}
+	addrs := make([]string, 10000)
+	for i := range addrs {
+		h := i/4 + 1
+		addrs[i] = fmt.Sprintf("10.201.%d.%d", h/256, h%256)
+	}
+	h := Host{Subnets: sn, subnets: newPrefixSet(sn)}
+	for b.Loop() {
+		for _, a := range addrs {
+			if !h.OnLink(a) {
+				b.Fatalf("%s not on link", a)
+			}
+		}
 	}
 }
