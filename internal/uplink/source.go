@@ -28,11 +28,43 @@ func (s Source) Verdict() Verdict {
 	if s.Host != nil {
 		host = s.Host()
 	}
-	// Straight from the store's results: a copy of every result first, and
-	// then of every entry, were most of a scrape's garbage at 10,000 checks
-	// (issue 10).
-	ev := make([]Evidence, 0, s.Store.Len())
-	s.Store.EachResult(func(r *probe.Result) { ev = appendEvidence(ev, r) })
+	// Straight from the store's results, without a list of every result's
+	// evidence while some destination answers (the verdict is then up on
+	// their number alone, whatever else failed) or there is no evidence
+	// off link: at 10,000 checks, such lists were 1 to 2 MB of garbage per
+	// scrape (issue 10). Only when neither holds is the evidence listed,
+	// from a second reading of the store, as Infer needs it.
+	var answered map[string]bool
+	offLink := 0
+	s.Store.EachResult(func(r *probe.Result) {
+		e, ok := evidenceOf(r)
+		if !ok || onLink(e, host) {
+			return
+		}
+		offLink++
+		if e.Answered {
+			if answered == nil {
+				answered = map[string]bool{}
+			}
+			answered[destKey(e)] = true
+		}
+	})
+	switch {
+	case len(answered) > 0:
+		return upVerdict(hostVerdict(host), len(answered))
+	case offLink == 0:
+		return hostVerdict(host) // as Infer without evidence
+	}
+	var ev []Evidence
+	n := s.Store.Len()
+	s.Store.EachResult(func(r *probe.Result) {
+		if e, ok := evidenceOf(r); ok && !onLink(e, host) {
+			if ev == nil {
+				ev = make([]Evidence, 0, n) // most checks have one result
+			}
+			ev = append(ev, e)
+		}
+	})
 	if slices.ContainsFunc(ev, func(e Evidence) bool { return e.Reason == probe.ReasonDNS }) {
 		ev = append(ev, s.Resolvers.evidence()...)
 	}

@@ -91,27 +91,29 @@ func (v Verdict) Line() string {
 func FromResults(rs []probe.Result) []Evidence {
 	var out []Evidence
 	for i := range rs {
-		out = appendEvidence(out, &rs[i])
+		if e, ok := evidenceOf(&rs[i]); ok {
+			out = append(out, e)
+		}
 	}
 	return out
 }
 
-// appendEvidence appends the evidence of r to out, if it is any (see
+// evidenceOf is the evidence of r; ok is false when it is none (see
 // FromResults).
-func appendEvidence(out []Evidence, r *probe.Result) []Evidence {
+func evidenceOf(r *probe.Result) (e Evidence, ok bool) {
 	c := r.Check
 	if c == nil || r.Reason == probe.ReasonSkipped || r.Reason == probe.ReasonInternalError {
-		return out
+		return Evidence{}, false
 	}
 	spec, err := probe.LookupKind(c.Kind)
 	if err != nil || !spec.Outbound() {
-		return out
+		return Evidence{}, false
 	}
-	return append(out, Evidence{
+	return Evidence{
 		Host: c.Host, Address: r.Address, Family: r.IPFamily,
 		Answered: r.Up && !silenceAccepted(r),
 		Up:       r.Up, Reason: r.Reason, Detail: r.Detail, Path: r.Path,
-	})
+	}, true
 }
 
 // silenceAccepted reports a UDP result that is up without any reply.
@@ -280,22 +282,36 @@ type family struct {
 // subnets). It is a pure function. Destinations on this host's own subnets
 // never cross the gateway and are left out.
 func Infer(all []Evidence, host gateway.Host) Verdict {
-	gws, gwErr := host.Gateways, host.Err
-	// all as it is unless some evidence is on this host's own subnets:
-	// ev is only read, and a copy at every scrape of 10,000 checks was
-	// 1 MB of garbage (issue 10).
+	// all, or the part of it before the first evidence on link, unless
+	// evidence off link follows that: ev is only read, and a copy at every
+	// scrape of 10,000 checks was 1 MB of garbage (issue 10).
 	ev := all
-	for i, e := range all {
-		if e.Address == "" || !host.OnLink(e.Address) {
-			if len(ev) < len(all) {
-				ev = append(ev, e)
+	if i := slices.IndexFunc(all, func(e Evidence) bool { return onLink(e, host) }); i >= 0 {
+		ev = all[:i]
+		copied := false
+		for _, e := range all[i+1:] {
+			if onLink(e, host) {
+				continue
 			}
-			continue
-		}
-		if len(ev) == len(all) {
-			ev = append(make([]Evidence, 0, len(all)-1), all[:i]...)
+			if !copied {
+				ev, copied = append(make([]Evidence, 0, len(all)-1), all[:i]...), true
+			}
+			ev = append(ev, e)
 		}
 	}
+	return inferOffLink(ev, host)
+}
+
+// onLink reports evidence whose destination is on this host or its own
+// subnets (see Infer).
+func onLink(e Evidence, host gateway.Host) bool {
+	return e.Address != "" && host.OnLink(e.Address)
+}
+
+// hostVerdict is the verdict before any evidence: what host says of the
+// gateways.
+func hostVerdict(host gateway.Host) Verdict {
+	gws, gwErr := host.Gateways, host.Err
 	v := Verdict{Gateways: slices.Clone(gws)}
 	if gwErr != nil {
 		v.Gateways, v.GatewayErr = nil, gwErr.Error()
@@ -303,6 +319,20 @@ func Infer(all []Evidence, host gateway.Host) Verdict {
 	if len(gws) > 0 && gwErr == nil {
 		v.Gateway = gws[0].Address
 	}
+	return v
+}
+
+// upVerdict is v, up on answers from n destinations.
+func upVerdict(v Verdict, n int) Verdict {
+	v.State, v.Destinations = StateUp, n
+	v.Detail = fmt.Sprintf("%d destination(s) answered", n)
+	return v
+}
+
+// inferOffLink is Infer of evidence none of which is on link.
+func inferOffLink(ev []Evidence, host gateway.Host) Verdict {
+	gws, gwErr := host.Gateways, host.Err
+	v := hostVerdict(host)
 	if len(ev) == 0 {
 		return v
 	}
@@ -315,9 +345,7 @@ func Infer(all []Evidence, host gateway.Host) Verdict {
 		}
 	}
 	if len(answered) > 0 {
-		v.State, v.Destinations = StateUp, len(answered)
-		v.Detail = fmt.Sprintf("%d destination(s) answered", len(answered))
-		return v
+		return upVerdict(v, len(answered))
 	}
 	if !slices.ContainsFunc(ev, func(e Evidence) bool { return !e.Up }) {
 		v.State = StateUnknown
