@@ -179,10 +179,18 @@ func (s *Store) Snapshot() []Entry {
 // reports the last run): for readers of every check at every scrape, which
 // need the last results only, without copying 20 outcomes per check each
 // time (issue 10).
-func (s *Store) Latest() []Entry {
+func (s *Store) Latest() []Entry { return s.LatestInto(nil) }
+
+// LatestInto is Latest into dst's array when it is large enough (else a
+// new one): a reader at every scrape keeps its buffer from one scrape to
+// the next instead of 1.2 MB of garbage at 10,000 checks. The entries
+// share their results with the store as Latest's do; a caller that keeps
+// dst between reads should clear it (clear(dst)) so that it does not hold
+// results the store has replaced.
+func (s *Store) LatestInto(dst []Entry) []Entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]Entry, 0, len(s.order))
+	out := slices.Grow(dst[:0], len(s.order))
 	for _, p := range s.order {
 		e := *p
 		e.History = nil

@@ -280,3 +280,34 @@ func TestEachResult(t *testing.T) {
 		t.Errorf("EachResult: %q, want %q", got, want)
 	}
 }
+
+// TestLatestInto: the entries Latest returns, in a buffer that is reused
+// when it is large enough and replaced when it is not.
+func TestLatestInto(t *testing.T) {
+	s := New()
+	a, b, c := check("a"), check("b"), check("c")
+	s.SetChecks([]*probe.Check{a, b})
+	s.Put(a, []probe.Result{{Check: a, Up: true, Reason: probe.ReasonOK}})
+	small := make([]Entry, 1)
+	got := s.LatestInto(small)
+	if len(got) != 2 || got[0].Check != a || got[1].Check != b || got[0].History != nil || !got[0].Ran() || got[1].Ran() {
+		t.Fatalf("LatestInto: %+v", got)
+	}
+	if &got[0] == &small[0] {
+		t.Error("two entries written into an array of one")
+	}
+	buf := got
+	s.Put(b, []probe.Result{{Check: b, Reason: probe.ReasonRefused}})
+	again := s.LatestInto(buf)
+	if &again[0] != &buf[0] {
+		t.Error("a large enough buffer was not reused")
+	}
+	if len(again) != 2 || !again[1].Ran() || again[1].Results[0].Reason != probe.ReasonRefused {
+		t.Errorf("second read: %+v", again)
+	}
+	// Fewer checks than the buffer holds: only they are returned.
+	s.SetChecks([]*probe.Check{c})
+	if third := s.LatestInto(again); len(third) != 1 || third[0].Check != c || &third[0] != &again[0] {
+		t.Errorf("after a reload to one check: %+v", third)
+	}
+}
