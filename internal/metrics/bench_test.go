@@ -3,6 +3,8 @@ package metrics
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +17,19 @@ import (
 
 // benchSite is n checks that have each run once: alternately a TCP check
 // (ok) and a TLS check (ok, with TLS facts), by name so with a DNS phase.
+// It returns what Gatherer serves.
 func benchSite(b *testing.B, n int) (prometheus.Gatherer, *Metrics) {
+	b.Helper()
+	reg, m := benchRegistry(b, n)
+	g := m.Gatherer(reg)                  // as the agent serves /metrics
+	if _, err := g.Gather(); err != nil { // the first scrape builds the label cache
+		b.Fatal(err)
+	}
+	return g, m
+}
+
+// benchRegistry is benchSite's checks, and the registry m is registered on.
+func benchRegistry(b *testing.B, n int) (*prometheus.Registry, *Metrics) {
 	b.Helper()
 	reg := prometheus.NewRegistry()
 	store := results.New()
@@ -44,11 +58,7 @@ func benchSite(b *testing.B, n int) (prometheus.Gatherer, *Metrics) {
 		store.Put(c, rs)
 		m.Record(c, rs)
 	}
-	g := m.Gatherer(reg)                  // as the agent serves /metrics
-	if _, err := g.Gather(); err != nil { // the first scrape builds the label cache
-		b.Fatal(err)
-	}
-	return g, m
+	return reg, m
 }
 
 // scrape gathers reg and encodes it in the text format, as /metrics does;
@@ -106,4 +116,36 @@ func BenchmarkRecord(b *testing.B) {
 	for range b.N {
 		m.Record(c, rs)
 	}
+}
+
+// discardWriter is a ResponseWriter that counts the body and keeps none of
+// it, as a network connection would.
+type discardWriter struct {
+	header http.Header
+	n      int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.header }
+func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// BenchmarkHandlerText is one /metrics scrape of 10,000 checks through
+// Handler in the text format without gzip: the text the handler builds
+// under the lock, without the compressor's share or a client's.
+//
+//	go test ./internal/metrics/ -run '^$' -bench BenchmarkHandlerText -benchmem
+func BenchmarkHandlerText(b *testing.B) {
+	reg, m := benchRegistry(b, 10000)
+	h := m.Handler(reg, nil)
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	w := &discardWriter{header: http.Header{}}
+	h.ServeHTTP(w, req)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w.n = 0
+		h.ServeHTTP(w, req)
+	}
+	b.ReportMetric(float64(w.n), "body-bytes")
 }

@@ -266,11 +266,12 @@ func (m *Metrics) writeFamilyText(w io.Writer, sc *scrapeScratch, d *prometheus.
 	if !m.may(d, &v) {
 		return nil
 	}
+	checkOnly := m.checkLevel(d)
 	for i := 0; i < len(v.entries); {
 		m.mu.Lock()
 		for ; i < len(v.entries) && len(t.buf) < textChunk; i++ {
 			if cl := v.labels[i]; cl != nil {
-				m.emitEntryLocked(t, v.entries[i], cl)
+				m.emitEntryLocked(t, &v.entries[i], cl, checkOnly)
 			}
 		}
 		m.mu.Unlock()
@@ -292,9 +293,10 @@ func (m *Metrics) emitFamilyLocked(out sink, d *prometheus.Desc, v scrapeView) {
 		}
 		return
 	}
-	for i, e := range v.entries {
+	checkOnly := m.checkLevel(d)
+	for i := range v.entries {
 		if cl := v.labels[i]; cl != nil {
-			m.emitEntryLocked(out, e, cl)
+			m.emitEntryLocked(out, &v.entries[i], cl, checkOnly)
 		}
 	}
 }

@@ -433,7 +433,8 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 		cl = newCheckLabels(c, m.interner)
 		m.stale = true
 	}
-	for _, r := range rs {
+	for i := range rs {
+		r := &rs[i]
 		rl := cl.family(resultFamily(r), m.interner)
 		s := m.series[rl.key]
 		if s == nil {
@@ -558,7 +559,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, e := range entries {
 		if e.Check.Range == "" {
 			if !direct {
-				m.emitEntryLocked(chanSink{ch}, e, m.labelsLocked(e.Check))
+				m.emitEntryLocked(chanSink{ch}, &e, m.labelsLocked(e.Check), false)
 			}
 			continue
 		}
@@ -674,13 +675,23 @@ func (m *Metrics) emitSeries(out sink, s *series) {
 	out.histogram(m.latency, seriesLabels{pairs: rl.pairs, rl: rl}, &s.hist)
 }
 
-// emitEntryLocked emits the series of one check built from its last results.
-func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) {
+// checkLevel reports the families of d's kind that emitEntryLocked writes
+// from the check alone, without its results.
+func (m *Metrics) checkLevel(d *prometheus.Desc) bool {
+	return d == m.essential || d == m.overrunsTotal || d == m.throttledState
+}
+
+// emitEntryLocked emits the series of one check built from its last
+// results; with checkOnly, only the check's own (essential, overruns,
+// throttled), for a sink that wants no other: a scrape writes one family at
+// a time, and at 10,000 checks the walk of results no family of the pass
+// needs was most of those passes.
+func (m *Metrics) emitEntryLocked(out sink, e *results.Entry, cl *checkLabelSet, checkOnly bool) {
 	c := e.Check
-	checkOnly := seriesLabels{pairs: cl.pairs, cl: cl}
-	out.gauge(m.essential, checkOnly, boolValue(c.Essential))
+	checkLabels := seriesLabels{pairs: cl.pairs, cl: cl}
+	out.gauge(m.essential, checkLabels, boolValue(c.Essential))
 	if m.overruns != nil && out.wants(m.overrunsTotal) {
-		out.counter(m.overrunsTotal, checkOnly, float64(m.overruns(cl.id)))
+		out.counter(m.overrunsTotal, checkLabels, float64(m.overruns(cl.id)))
 	}
 	if m.throttled != nil && throttlingKind(c.Kind) && out.wants(m.throttledState) {
 		factor, stopped := m.throttled(cl.id)
@@ -693,12 +704,16 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 		}
 		// The normal state only with the details: alerts select > 0.
 		if state != 0 || m.ntpDetails {
-			out.gauge(m.throttledState, checkOnly, state)
+			out.gauge(m.throttledState, checkLabels, state)
 		}
+	}
+	if checkOnly {
+		return
 	}
 
 	var seenFamilies []string
-	for _, r := range e.Results {
+	for i := range e.Results {
+		r := &e.Results[i] // not a copy of every result for every family
 		family := resultFamily(r)
 		if slices.Contains(seenFamilies, family) {
 			// One result per family is the contract; a second would make
@@ -719,17 +734,19 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 			out.gauge(d, ls, v)
 		}
 		gauge(m.up, boolValue(r.Up))
-		current := reasonOf(r)
-		if m.allReasons {
-			for _, reason := range m.reasons {
-				gauge(m.reason, boolValue(reason == current), m.reasonPairs[reason])
+		if out.wants(m.reason) { // else no lookups of its pairs
+			current := reasonOf(r)
+			if m.allReasons {
+				for _, reason := range m.reasons {
+					gauge(m.reason, boolValue(reason == current), m.reasonPairs[reason])
+				}
+			} else {
+				rp := m.reasonPairs[current]
+				if rp == nil {
+					rp = labelPair("reason", string(current))
+				}
+				gauge(m.reason, 1, rp)
 			}
-		} else {
-			rp := m.reasonPairs[current]
-			if rp == nil {
-				rp = labelPair("reason", string(current))
-			}
-			gauge(m.reason, 1, rp)
 		}
 		gauge(m.duration, r.Duration.Seconds())
 		start := r.Start
@@ -738,16 +755,17 @@ func (m *Metrics) emitEntryLocked(out sink, e results.Entry, cl *checkLabelSet) 
 		}
 		gauge(m.lastRun, float64(start.UnixNano())/1e9)
 
-		var seenPhases []probe.Phase
-		for _, t := range r.Timings {
-			if !m.phases {
-				break
+		if m.phases && out.wants(m.phaseDuration) {
+			// Asked first: reading the timings of 10,000 results for
+			// every other family cost a scrape milliseconds.
+			var seenPhases []probe.Phase
+			for _, t := range r.Timings {
+				if t.Phase == probe.PhaseNone || slices.Contains(seenPhases, t.Phase) {
+					continue
+				}
+				seenPhases = append(seenPhases, t.Phase)
+				gauge(m.phaseDuration, t.Duration.Seconds(), m.phasePairLocked(t.Phase))
 			}
-			if t.Phase == probe.PhaseNone || slices.Contains(seenPhases, t.Phase) {
-				continue
-			}
-			seenPhases = append(seenPhases, t.Phase)
-			gauge(m.phaseDuration, t.Duration.Seconds(), m.phasePairLocked(t.Phase))
 		}
 
 		if p := r.Path; p != nil && !r.Up {
@@ -909,7 +927,7 @@ func portStatus(rs []probe.Result) (status string, up bool) {
 			up = false
 		}
 	}
-	reason := string(reasonOf(pick))
+	reason := string(reasonOf(&pick))
 	if !slices.Contains(rangeStatuses, reason) || reason == statusUnknown {
 		reason = statusOther
 	}
@@ -922,7 +940,7 @@ func rangeLabelValues(c *probe.Check) []string {
 
 // reasonOf is the result's reason; a prober that left it empty is a bug,
 // reported as "error" rather than as an unlisted label value.
-func reasonOf(r probe.Result) probe.Reason {
+func reasonOf(r *probe.Result) probe.Reason {
 	if r.Reason == "" {
 		if r.Up {
 			return probe.ReasonOK
@@ -937,7 +955,7 @@ func checkLabelValues(c *probe.Check) []string {
 }
 
 // resultFamily is the ip_family label of r.
-func resultFamily(r probe.Result) string {
+func resultFamily(r *probe.Result) string {
 	if r.IPFamily == "" {
 		return unknownFamily
 	}
@@ -981,7 +999,7 @@ func (m *Metrics) gatherChecks() []*dto.MetricFamily {
 		if e.Check.Range != "" {
 			continue
 		}
-		m.emitEntryLocked(out, e, m.labelsLocked(e.Check))
+		m.emitEntryLocked(out, &e, m.labelsLocked(e.Check), false)
 	}
 	return out.sorted()
 }
