@@ -32,14 +32,9 @@ func dialDirectTTL(ctx context.Context, t Target, ttl int) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // net.FileConn dups the descriptor
-	// Established connections behave like any client's: ICMP soft errors
-	// must not become hard errors mid-stream.
-	if rc, err := f.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = setRecvErr(int(fd), domain, false) })
-	}
-	conn, err := net.FileConn(f)
+	conn, err := newSockConn(f, domain, t.Addr, t.Check.Port)
 	if err != nil {
+		f.Close()
 		return nil, &dialError{Op: "connect", Err: err}
 	}
 	return conn, nil
