@@ -5,9 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -35,13 +35,56 @@ func probeTLS(ctx context.Context, t Target) Result {
 		return fail(&r, phase, err, t.Addr)
 	}
 	r.Up, r.Reason, r.Phase = true, ReasonOK, PhaseTLS
-	r.Detail = fmt.Sprintf("%s %s, certificate for %s issued by %q, valid until %s",
-		facts.Version, facts.Cipher, facts.Subject, facts.Issuer, facts.NotAfter.UTC().Format("2006-01-02"))
+	r.Detail = tlsDetail(facts)
 	if facts.ClassicCurvesOnly {
 		r.Detail += "; the default post-quantum ClientHello timed out and only a retry with classic curves completed " +
 			"(a middlebox drops large ClientHellos; the vendor's own client may or may not be affected)"
 	}
 	return r
+}
+
+// tlsDetail is a verified handshake's detail line, "VERSION CIPHER,
+// certificate for SUBJECT issued by "ISSUER", valid until DATE", written in
+// one buffer (fmt.Sprintf boxed each of its five values).
+func tlsDetail(f *TLSFacts) string {
+	b := make([]byte, 0, 64+len(f.Version)+len(f.Cipher)+len(f.Subject)+len(f.Issuer))
+	b = append(b, f.Version...)
+	b = append(b, ' ')
+	b = append(b, f.Cipher...)
+	b = append(b, ", certificate for "...)
+	b = append(b, f.Subject...)
+	b = append(b, " issued by "...)
+	b = strconv.AppendQuote(b, f.Issuer)
+	b = append(b, ", valid until "...)
+	b = f.NotAfter.UTC().AppendFormat(b, "2006-01-02")
+	return string(b)
+}
+
+// cipherSuiteName is tls.CipherSuiteName without its allocations for the
+// suites TLS 1.3 and most TLS 1.2 servers choose (tls.CipherSuiteName
+// builds the list of all suites on every call).
+func cipherSuiteName(id uint16) string {
+	switch id {
+	case tls.TLS_AES_128_GCM_SHA256:
+		return "TLS_AES_128_GCM_SHA256"
+	case tls.TLS_AES_256_GCM_SHA384:
+		return "TLS_AES_256_GCM_SHA384"
+	case tls.TLS_CHACHA20_POLY1305_SHA256:
+		return "TLS_CHACHA20_POLY1305_SHA256"
+	case tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:
+		return "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+	case tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:
+		return "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+	case tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256:
+		return "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+	case tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:
+		return "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+	case tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
+		return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+	case tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:
+		return "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+	}
+	return tls.CipherSuiteName(id)
 }
 
 // dialTLS connects to t and completes a handshake, retrying once with classic
@@ -72,10 +115,8 @@ func connectAndHandshake(ctx context.Context, t Target, r *Result, curves []tls.
 		return nil, err
 	}
 	defer conn.Close()
-	hsCtx, cancel := shareOfDeadline(ctx, share)
-	defer cancel()
 	hsBegin := time.Now()
-	tc, facts, err := handshakeTLS(hsCtx, conn, t, curves)
+	tc, facts, err := handshakeTLSUntil(ctx, shareOfDeadline(ctx, share, hsBegin), conn, t, curves)
 	hsTime := time.Since(hsBegin)
 	r.addTiming(PhaseTLS, hsTime)
 	if facts != nil {
@@ -88,14 +129,20 @@ func connectAndHandshake(ctx context.Context, t Target, r *Result, curves []tls.
 	return facts, err
 }
 
-// shareOfDeadline derives a context whose deadline is share of the time left.
-func shareOfDeadline(ctx context.Context, share float64) (context.Context, context.CancelFunc) {
+// shareOfDeadline is the deadline share of the time ctx has left after
+// now; zero (none) when ctx has no deadline. The handshake's own deadline is
+// its connection's, not a context's: a context with a timeout of its own
+// would cost a timer and two more cancellation hooks per probe, and it
+// ended the handshake at the same instant (as a timeout too).
+func shareOfDeadline(ctx context.Context, share float64, now time.Time) time.Time {
 	d, ok := ctx.Deadline()
-	if !ok || share >= 1 {
-		return context.WithCancel(ctx)
+	if !ok {
+		return time.Time{}
 	}
-	left := time.Until(d)
-	return context.WithTimeout(ctx, time.Duration(float64(left)*share))
+	if share >= 1 {
+		return d
+	}
+	return now.Add(time.Duration(float64(d.Sub(now)) * share))
 }
 
 // handshakeTLS runs a client handshake over conn for t, verifies the chain
@@ -103,13 +150,20 @@ func shareOfDeadline(ctx context.Context, share float64) (context.Context, conte
 // a certificate was presented). Application kinds (smtps, imaps, STARTTLS,
 // https) reuse it.
 func handshakeTLS(ctx context.Context, conn net.Conn, t Target, curves []tls.CurveID) (*tls.Conn, *TLSFacts, error) {
+	d, _ := ctx.Deadline()
+	return handshakeTLSUntil(ctx, d, conn, t, curves)
+}
+
+// handshakeTLSUntil is handshakeTLS ending at deadline (none when zero),
+// or at once when ctx is cancelled.
+func handshakeTLSUntil(ctx context.Context, deadline time.Time, conn net.Conn, t Target, curves []tls.CurveID) (*tls.Conn, *TLSFacts, error) {
 	cfg, err := tlsClientConfig(ctx, t.Check)
 	if err != nil {
 		return nil, nil, &configError{Err: err}
 	}
 	cfg.CurvePreferences = curves
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(d)
+	if !deadline.IsZero() {
+		_ = conn.SetDeadline(deadline)
 	}
 	defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	return handshakeWithConfig(ctx, conn, t, cfg)
@@ -152,7 +206,7 @@ func tlsClientConfig(ctx context.Context, c *Check) (*tls.Config, error) {
 func factsFromState(cs tls.ConnectionState, serverName string) *TLSFacts {
 	f := &TLSFacts{
 		Version:    tls.VersionName(cs.Version),
-		Cipher:     tls.CipherSuiteName(cs.CipherSuite),
+		Cipher:     cipherSuiteName(cs.CipherSuite),
 		ServerName: serverName,
 	}
 	if len(cs.PeerCertificates) > 0 {

@@ -3,6 +3,7 @@ package probe
 import (
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -360,5 +361,37 @@ func TestTLSPostQuantumFallback(t *testing.T) {
 	}
 	if s, f := px2.stalled.Load(), px2.forwarded.Load(); s != 0 || f != 1 {
 		t.Errorf("proxy stalled %d and forwarded %d hellos, want 0 and 1", s, f)
+	}
+}
+
+// TestTLSDetailAsSprintf holds the detail line written in one buffer to the
+// fmt.Sprintf it replaced, with names that need quoting.
+func TestTLSDetailAsSprintf(t *testing.T) {
+	for _, f := range []TLSFacts{
+		{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", Subject: "bench.connprobe.test", Issuer: "Bench Root CA",
+			NotAfter: time.Date(2027, 1, 2, 23, 30, 0, 0, time.FixedZone("x", -3*3600))},
+		{Version: "TLS 1.2", Cipher: "0x1301", Subject: "a,b", Issuer: "CN=\"odd\"\\,O=Ünïcode\x00\t",
+			NotAfter: time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)},
+		{},
+	} {
+		want := fmt.Sprintf("%s %s, certificate for %s issued by %q, valid until %s",
+			f.Version, f.Cipher, f.Subject, f.Issuer, f.NotAfter.UTC().Format("2006-01-02"))
+		if got := tlsDetail(&f); got != want {
+			t.Errorf("tlsDetail\n got %q\nwant %q", got, want)
+		}
+	}
+}
+
+// TestCipherSuiteName holds cipherSuiteName to tls.CipherSuiteName for
+// every suite crypto/tls knows, and an unknown one.
+func TestCipherSuiteName(t *testing.T) {
+	ids := []uint16{0x1301, 0x1302, 0x1303, 0xfefe}
+	for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		ids = append(ids, cs.ID)
+	}
+	for _, id := range ids {
+		if got, want := cipherSuiteName(id), tls.CipherSuiteName(id); got != want {
+			t.Errorf("cipherSuiteName(%#04x) = %q, want %q", id, got, want)
+		}
 	}
 }
