@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,7 +30,8 @@ import (
 type sockConn struct {
 	f            *os.File
 	rc           syscall.RawConn
-	laddr, raddr *net.TCPAddr
+	laddr, raddr net.TCPAddr
+	lip, rip     [net.IPv6len]byte // the addresses' IPs, in one allocation with the rest
 	closed       atomic.Bool
 	rd, wr       sockIO
 }
@@ -57,7 +57,8 @@ func newSockConn(f *os.File, domain int, ip net.IP, port int) (*sockConn, error)
 	if ip4 := ip.To4(); ip4 != nil {
 		ip = ip4
 	}
-	c := &sockConn{f: f, rc: rc, raddr: &net.TCPAddr{IP: slices.Clone(ip), Port: port}}
+	c := &sockConn{f: f, rc: rc}
+	c.raddr = net.TCPAddr{IP: c.rip[:copy(c.rip[:], ip)], Port: port}
 	c.rd.call, c.wr.call = c.rd.read, c.wr.write
 	var serr error
 	cerr := rc.Control(func(fd uintptr) {
@@ -82,7 +83,7 @@ func newSockConn(f *os.File, domain int, ip net.IP, port int) (*sockConn, error)
 			serr = os.NewSyscallError("getsockname", e)
 			return
 		}
-		c.laddr = tcpAddrOfRaw(&rsa)
+		c.laddr = tcpAddrOfRaw(&rsa, &c.lip)
 	})
 	if cerr != nil {
 		return nil, cerr
@@ -93,16 +94,17 @@ func newSockConn(f *os.File, domain int, ip net.IP, port int) (*sockConn, error)
 	return c, nil
 }
 
-func tcpAddrOfRaw(rsa *unix.RawSockaddrAny) *net.TCPAddr {
+// tcpAddrOfRaw is the address rsa holds, its IP copied into ip.
+func tcpAddrOfRaw(rsa *unix.RawSockaddrAny, ip *[net.IPv6len]byte) net.TCPAddr {
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
 		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return &net.TCPAddr{IP: append(net.IP(nil), p.Addr[:]...), Port: int(ntohs(p.Port))}
+		return net.TCPAddr{IP: ip[:copy(ip[:], p.Addr[:])], Port: int(ntohs(p.Port))}
 	case unix.AF_INET6:
 		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return &net.TCPAddr{IP: append(net.IP(nil), p.Addr[:]...), Port: int(ntohs(p.Port))}
+		return net.TCPAddr{IP: ip[:copy(ip[:], p.Addr[:])], Port: int(ntohs(p.Port))}
 	}
-	return nil
+	return net.TCPAddr{}
 }
 
 // ntohs turns a port in network byte order, as the kernel wrote it, into a
@@ -252,11 +254,11 @@ func (c *sockConn) pollErr(err error) error {
 
 // opError wraps err as a *net.TCPConn's methods do.
 func (c *sockConn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: c.laddr, Addr: c.raddr, Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Source: &c.laddr, Addr: &c.raddr, Err: err}
 }
 
-func (c *sockConn) LocalAddr() net.Addr  { return c.laddr }
-func (c *sockConn) RemoteAddr() net.Addr { return c.raddr }
+func (c *sockConn) LocalAddr() net.Addr  { return &c.laddr }
+func (c *sockConn) RemoteAddr() net.Addr { return &c.raddr }
 
 func (c *sockConn) SetDeadline(t time.Time) error      { return c.setErr(c.f.SetDeadline(t)) }
 func (c *sockConn) SetReadDeadline(t time.Time) error  { return c.setErr(c.f.SetReadDeadline(t)) }
@@ -272,7 +274,7 @@ func (c *sockConn) setErr(err error) error {
 	if c.closed.Load() {
 		err = net.ErrClosed
 	}
-	return &net.OpError{Op: "set", Net: "tcp", Addr: c.laddr, Err: err}
+	return &net.OpError{Op: "set", Net: "tcp", Addr: &c.laddr, Err: err}
 }
 
 // SyscallConn gives the socket to callers that read its options (the path
