@@ -37,8 +37,8 @@ func (s Source) Verdict() Verdict {
 	var answered map[string]bool
 	offLink := 0
 	s.Store.EachResult(func(r *probe.Result) {
-		e, ok := evidenceOf(r)
-		if !ok || onLink(e, host) {
+		e, ok := offLinkEvidence(r, host)
+		if !ok {
 			return
 		}
 		offLink++
@@ -58,7 +58,7 @@ func (s Source) Verdict() Verdict {
 	var ev []Evidence
 	n := s.Store.Len()
 	s.Store.EachResult(func(r *probe.Result) {
-		if e, ok := evidenceOf(r); ok && !onLink(e, host) {
+		if e, ok := offLinkEvidence(r, host); ok {
 			if ev == nil {
 				ev = make([]Evidence, 0, n) // most checks have one result
 			}
@@ -69,6 +69,17 @@ func (s Source) Verdict() Verdict {
 		ev = append(ev, s.Resolvers.evidence()...)
 	}
 	return Infer(ev, host)
+}
+
+// offLinkEvidence is the evidence of r unless it is none or on link. The
+// address is looked at first: a result on link is then left without
+// reading its check (two reads of memory apart from the result's, for each
+// of 10,000 results at every scrape).
+func offLinkEvidence(r *probe.Result, host gateway.Host) (Evidence, bool) {
+	if r.Address != "" && host.OnLink(r.Address) {
+		return Evidence{}, false
+	}
+	return evidenceOf(r)
 }
 
 // Results are the last results of every check in the store.
