@@ -183,11 +183,11 @@ func probeBroadcast(ctx context.Context, t Target) Result {
 		ctx, cancel = context.WithTimeout(ctx, defaultBroadcastWindow)
 		defer cancel()
 	}
-	switch t.Check.Broadcast.Mode {
+	switch t.Check.GetBroadcast().Mode {
 	case "", BroadcastAuto, BroadcastBind, BroadcastPacket:
 	default:
 		r.Reason = ReasonInternalError
-		r.Detail = fmt.Sprintf("broadcast mode %q is not one of %s", t.Check.Broadcast.Mode, strings.Join(BroadcastModes(), ", "))
+		r.Detail = fmt.Sprintf("broadcast mode %q is not one of %s", t.Check.GetBroadcast().Mode, strings.Join(BroadcastModes(), ", "))
 		return r
 	}
 	begin := time.Now()

@@ -25,7 +25,7 @@ import (
 // as the check's mode says: on its own socket when the port is free (auto,
 // bind), else with a packet socket (auto with the port taken, packet).
 func watchBroadcast(ctx context.Context, t Target, c *broadcastCount) error {
-	port, v6, mode := t.Check.Port, t.Addr.To4() == nil, t.Check.Broadcast.Mode
+	port, v6, mode := t.Check.Port, t.Addr.To4() == nil, t.Check.GetBroadcast().Mode
 	if mode == BroadcastPacket {
 		err := watchPacket(ctx, port, v6, c)
 		if err == nil {

@@ -110,7 +110,7 @@ func runBroadcast(t *testing.T, lab *netlab.Lab, host string, port int) (probe.R
 func runBroadcastMode(t *testing.T, lab *netlab.Lab, host string, port int, mode string) (probe.Result, probe.BroadcastFacts) {
 	t.Helper()
 	r := runInNetns(t, lab, lab.Router(), &probe.Check{Name: "b", Kind: "broadcast", Host: host, Port: port,
-		Network: "udp", Timeout: broadcastWindow, Broadcast: probe.BroadcastOptions{Mode: mode}})
+		Network: "udp", Timeout: broadcastWindow, Broadcast: &probe.BroadcastOptions{Mode: mode}})
 	if r.Facts.BroadcastFacts == nil {
 		t.Fatalf("%s %s: %s; no broadcast facts", r.Reason, host, r.Detail)
 	}

@@ -407,6 +407,6 @@ func fwTLSServer(t *testing.T, lab *netlab.Lab) *probe.Check {
 		Name: "fw",
 		Host: lab.ServerIP().String(),
 		Port: ln.Addr().(*net.TCPAddr).Port,
-		TLS:  probe.TLSOptions{CAFile: caFile},
+		TLS:  &probe.TLSOptions{CAFile: caFile},
 	}
 }

@@ -216,12 +216,12 @@ type ftpSession struct {
 // passive data connection.
 func probeFTP(ctx context.Context, t Target) (res Result) {
 	r := newResult(t)
-	user, pass, err := ftpPassword(t.Check.Credentials)
+	user, pass, err := ftpPassword(t.Check.GetCredentials())
 	if err != nil {
 		return fail(&r, PhaseLogin, err, t.Addr)
 	}
 	var sc *scrubber
-	if t.Check.Credentials.User != "" { // the anonymous token is no secret
+	if t.Check.GetCredentials().User != "" { // the anonymous token is no secret
 		sc = newScrubber(pass)
 	}
 	defer func() { res = sc.result(res) }()
@@ -244,7 +244,7 @@ func probeFTP(ctx context.Context, t Target) (res Result) {
 	if phase, err := s.greeting(); err != nil {
 		return s.fail(phase, err)
 	}
-	if t.Check.FTP.ExplicitTLS {
+	if t.Check.GetFTP().ExplicitTLS {
 		if phase, err := s.startTLS(ctx, conn); err != nil {
 			return s.fail(phase, err)
 		}
@@ -509,7 +509,7 @@ func (s *ftpSession) transfer(ctx context.Context) error {
 // dataCommand chooses LIST or RETR for the configured path: a path that SIZE
 // answers for is a file (fetched, bounded); anything else is listed.
 func (s *ftpSession) dataCommand() (string, error) {
-	p := s.t.Check.FTP.Path
+	p := s.t.Check.GetFTP().Path
 	if p == "" {
 		return "LIST", nil
 	}
@@ -563,7 +563,7 @@ func (s *ftpSession) passive() (Target, error) {
 	addr := s.t.Addr
 	if named != nil && !named.IsUnspecified() && !named.Equal(addr) {
 		s.facts.PASVAddress = named.String()
-		if s.t.Check.FTP.TrustPASVAddress {
+		if s.t.Check.GetFTP().TrustPASVAddress {
 			addr = named
 		}
 	}

@@ -360,7 +360,7 @@ func TestFTPPASVAddressIgnored(t *testing.T) {
 func TestFTPTrustPASVAddress(t *testing.T) {
 	s := (&lbFTP{noEPSV: true, pasvHost: "127.0.0.2", dataHost: "127.0.0.2", listing: []byte("x\r\n")}).start(t)
 	c := s.check()
-	c.FTP.TrustPASVAddress = true
+	own(&c.FTP).TrustPASVAddress = true
 	r, _ := lbFTPRun(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseData)
 	data, _, _ := s.snapshot()
@@ -388,7 +388,7 @@ func TestFTPPassiveTarget(t *testing.T) {
 			}
 		}()
 		_ = cli.SetDeadline(time.Now().Add(5 * time.Second))
-		c := &Check{Host: "192.0.2.1", Port: 21, FTP: FTPOptions{TrustPASVAddress: trust}}
+		c := &Check{Host: "192.0.2.1", Port: 21, FTP: &FTPOptions{TrustPASVAddress: trust}}
 		s := &ftpSession{t: Target{Check: c, Addr: net.ParseIP("192.0.2.1"), Family: FamilyIPv4},
 			r: &Result{}, facts: &FTPFacts{}, ctl: newFTPControl(cli, nil)}
 		dt, err := s.passive()
@@ -490,7 +490,7 @@ func TestFTPCredentials(t *testing.T) {
 	t.Run("password file", func(t *testing.T) {
 		s := (&lbFTP{user: "alice", pass: pw, listing: []byte("x")}).start(t)
 		c := s.check()
-		c.Credentials = Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, pw)}
+		c.Credentials = &Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, pw)}
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, true, ReasonOK, PhaseData, "logged in as alice")
 		lbNoSecret(t, r, pw)
@@ -502,7 +502,7 @@ func TestFTPCredentials(t *testing.T) {
 		t.Setenv("LBFTP_TEST_PW", pw)
 		s := (&lbFTP{user: "alice", pass: pw, listing: []byte("x")}).start(t)
 		c := s.check()
-		c.Credentials = Credentials{User: "alice", PasswordEnv: "LBFTP_TEST_PW"}
+		c.Credentials = &Credentials{User: "alice", PasswordEnv: "LBFTP_TEST_PW"}
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, true, ReasonOK, PhaseData, "logged in as alice")
 		lbNoSecret(t, r, pw)
@@ -510,20 +510,20 @@ func TestFTPCredentials(t *testing.T) {
 	t.Run("hostile server echoes the password", func(t *testing.T) {
 		s := (&lbFTP{user: "alice", pass: "other", echoPass: true}).start(t)
 		c := s.check()
-		c.Credentials = Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, pw)}
+		c.Credentials = &Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, pw)}
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, false, ReasonProtocol, PhaseLogin, `login refused for user "alice"`, "password [redacted] is wrong")
 		lbNoSecret(t, r, pw)
 	})
 	t.Run("missing password file", func(t *testing.T) {
 		c := &Check{Name: "t", Kind: "ftp", Host: "127.0.0.1", Port: 1, Timeout: time.Second,
-			Credentials: Credentials{User: "alice", PasswordFile: filepath.Join(t.TempDir(), "none")}}
+			Credentials: &Credentials{User: "alice", PasswordFile: filepath.Join(t.TempDir(), "none")}}
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, false, ReasonInternalError, PhaseLogin, "reading the ftp password file")
 	})
 	t.Run("line break in password", func(t *testing.T) {
 		c := &Check{Name: "t", Kind: "ftp", Host: "127.0.0.1", Port: 1, Timeout: time.Second,
-			Credentials: Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, "a\r\nDELE x")}}
+			Credentials: &Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, "a\r\nDELE x")}}
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, false, ReasonInternalError, PhaseLogin, "line break")
 		lbNoSecret(t, r, "DELE x")
@@ -540,7 +540,7 @@ func TestFTPDataRefused(t *testing.T) {
 func TestFTPListRefused(t *testing.T) {
 	s := (&lbFTP{listCode: "550 Failed to open directory."}).start(t)
 	c := s.check()
-	c.FTP.Path = "/nope/"
+	own(&c.FTP).Path = "/nope/"
 	r, _ := lbFTPRun(t, c)
 	lbExpect(t, r, false, ReasonProtocol, PhaseData, "control channel fine", "LIST answered 550 Failed to open directory.")
 }
@@ -548,7 +548,7 @@ func TestFTPListRefused(t *testing.T) {
 func TestFTPRetrBounded(t *testing.T) {
 	s := (&lbFTP{files: map[string]int{"big.bin": 3 << 20, "small.txt": 1234}}).start(t)
 	c := s.check()
-	c.FTP.Path = "big.bin"
+	own(&c.FTP).Path = "big.bin"
 	r, took := lbFTPRun(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseData, "file of 1048576 bytes (stopped after 1 MiB)")
 	if f := r.Facts.FTPFacts; f == nil || !f.DataTruncated || f.DataCommand != "RETR" {
@@ -557,7 +557,7 @@ func TestFTPRetrBounded(t *testing.T) {
 	if took > 2500*time.Millisecond {
 		t.Errorf("took %s", took)
 	}
-	c.FTP.Path = "small.txt"
+	own(&c.FTP).Path = "small.txt"
 	r, _ = lbFTPRun(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseData, "file of 1234 bytes")
 }
@@ -568,8 +568,8 @@ func TestFTPS(t *testing.T) {
 	t.Run("ok with resumed data session", func(t *testing.T) {
 		s := (&lbFTP{tls: srvCfg, listing: []byte("secret listing\r\n")}).start(t)
 		c := s.check()
-		c.FTP.ExplicitTLS = true
-		c.TLS.CAFile = lbWriteCAFile(t, p.root)
+		own(&c.FTP).ExplicitTLS = true
+		own(&c.TLS).CAFile = lbWriteCAFile(t, p.root)
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, true, ReasonOK, PhaseData, "FTPS (AUTH TLS, TLS 1.3", `issued by "Test Root CA"`,
 			"listing of 16 bytes over a protected data channel (TLS session resumed)")
@@ -583,14 +583,14 @@ func TestFTPS(t *testing.T) {
 	t.Run("untrusted", func(t *testing.T) {
 		s := (&lbFTP{tls: srvCfg}).start(t)
 		c := s.check()
-		c.FTP.ExplicitTLS = true
+		own(&c.FTP).ExplicitTLS = true
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, false, ReasonTLSUntrusted, PhaseTLS, "unknown authority")
 	})
 	t.Run("no AUTH TLS", func(t *testing.T) {
 		s := (&lbFTP{}).start(t)
 		c := s.check()
-		c.FTP.ExplicitTLS = true
+		own(&c.FTP).ExplicitTLS = true
 		r, _ := lbFTPRun(t, c)
 		lbExpect(t, r, false, ReasonProtocol, PhaseStartTLS, "does not offer FTPS (AUTH TLS answered 500")
 	})

@@ -315,15 +315,15 @@ func TestFTPVsftpd(t *testing.T) {
 			timeout: timeout,
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
 				c := &probe.Check{Name: "vsftpd", Kind: "ftp", Host: lab.ServerIP().String(), Port: 21,
-					FTP: probe.FTPOptions{Path: vc.path}}
+					FTP: &probe.FTPOptions{Path: vc.path}}
 				var tlsFiles []string
 				if vc.ftps {
 					cert, key, ca := vsftpdCert(t, lab)
 					if !vc.plainServer {
 						tlsFiles = []string{cert, key}
 					}
-					c.FTP.ExplicitTLS = true
-					c.TLS.CAFile = ca
+					own(&c.FTP).ExplicitTLS = true
+					own(&c.TLS).CAFile = ca
 				}
 				startVsftpd(t, lab, tlsFiles)
 				if vc.rules != nil {

@@ -231,7 +231,7 @@ func TestHostileServers(t *testing.T) {
 		{"http redirect loop", func(t *testing.T) int {
 			port, _ := hpServer(t, nil, hpRedirects())
 			return port
-		}, func(port int) *Check { c := mk("http")(port); c.HTTP.Path = "/loop"; return c }, ReasonProtocol, PhaseResponse, "more than 5 redirects"},
+		}, func(port int) *Check { c := mk("http")(port); own(&c.HTTP).Path = "/loop"; return c }, ReasonProtocol, PhaseResponse, "more than 5 redirects"},
 		{"http 1 GB body", tcp(hsGigabyteBody), mk("http"), ReasonOK, PhaseResponse, "HTTP 200 OK"},
 		{"tls stalled handshake", tcp(hsStalledTLS), mk("tls"), ReasonTimeout, PhaseTLS, ""},
 		{"https stalled handshake", tcp(hsStalledTLS), mk("https"), ReasonTimeout, PhaseTLS, ""},
@@ -245,7 +245,7 @@ func TestHostileServers(t *testing.T) {
 		{"sip endless headers", tcp(hsEndless("SIP/2.0 200 OK\r\n", "X-A: b\r\n", true)), mk("sip"), ReasonProtocol, PhaseResponse, "longer than 64 KB"},
 		{"ntp flood of wrong replies", func(t *testing.T) int { return hsFlood(t, 200) }, mk("ntp"), ReasonProtocol, PhaseResponse, "none matching the request"},
 		{"udp stun flood of wrong replies", func(t *testing.T) int { return hsFlood(t, 200) },
-			func(port int) *Check { c := mk("udp")(port); c.UDP.Payload = "stun"; return c }, ReasonProtocol, PhaseResponse, "none matching the request"},
+			func(port int) *Check { c := mk("udp")(port); own(&c.UDP).Payload = "stun"; return c }, ReasonProtocol, PhaseResponse, "none matching the request"},
 	}
 	suite := time.Now()
 	for _, tc := range cases {

@@ -148,7 +148,7 @@ func (c *httpConn) Close() error {
 func probeHTTP(ctx context.Context, t Target) Result {
 	r := newResult(t)
 	c := t.Check
-	o := c.HTTP
+	o := c.GetHTTP()
 	method := o.Method
 	if method == "" {
 		method = http.MethodGet
@@ -228,7 +228,7 @@ func probeHTTP(ctx context.Context, t Target) Result {
 // a proxy's own refusal, the body read's error, and the detail. It reads
 // nothing from the network (the fuzz target FuzzHTTPResponse drives it).
 func (p *httpProbe) judge(r Result, resp *http.Response, n int64, bodyErr error, method string, u *url.URL, expect [][2]int) Result {
-	t, o := p.t, p.t.Check.HTTP
+	t, o := p.t, p.t.Check.GetHTTP()
 	facts := &HTTPFacts{StatusCode: resp.StatusCode, Redirects: p.redirects, BodyBytes: n}
 	if p.redirects > 0 {
 		facts.FinalURL = resp.Request.URL.Redacted()
@@ -532,8 +532,11 @@ func (p *httpProbe) hopCheck(scheme, host string, port int) *Check {
 	oc := p.t.Check
 	c := *oc
 	c.Kind, c.Host, c.Port = scheme, host, port
-	if !strings.EqualFold(host, oc.Host) {
-		c.TLS.ServerName = ""
+	if !strings.EqualFold(host, oc.Host) && oc.TLS != nil {
+		// A copy: the original check shares its options.
+		tls := *oc.TLS
+		tls.ServerName = ""
+		c.TLS = &tls
 	}
 	return &c
 }

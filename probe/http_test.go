@@ -83,7 +83,7 @@ func TestHTTPPlainOK(t *testing.T) {
 		io.WriteString(w, "hello")
 	}))
 	c := hpCheck("http", port)
-	c.HTTP = HTTPOptions{Method: "HEAD", Path: "/health?x=1"}
+	c.HTTP = &HTTPOptions{Method: "HEAD", Path: "/health?x=1"}
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 200 OK", "HEAD http://127.0.0.1:"+strconv.Itoa(port)+"/health?x=1")
 	if f := hpFacts(t, r); f.StatusCode != 200 || f.Redirects != 0 {
@@ -111,7 +111,7 @@ func TestHTTPSOK(t *testing.T) {
 	port, sni := hpServer(t, p.good, hpStatus(204))
 	c := hpCheck("https", port)
 	c.Host = "localhost"
-	c.TLS.CAFile = lbWriteCAFile(t, p.root)
+	own(&c.TLS).CAFile = lbWriteCAFile(t, p.root)
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 204 No Content", `issued by "Test Root CA"`)
 	if f := hpFacts(t, r); f.StatusCode != 204 {
@@ -133,7 +133,7 @@ func TestHTTPSUntrusted(t *testing.T) {
 	p := lbPKI(t)
 	port, _ := hpServer(t, p.unknownCA, hpStatus(200))
 	c := hpCheck("https", port)
-	c.TLS.CAFile = lbWriteCAFile(t, p.root)
+	own(&c.TLS).CAFile = lbWriteCAFile(t, p.root)
 	r := lbRun1(t, c)
 	lbExpect(t, r, false, ReasonTLSUntrusted, PhaseTLS, "unknown authority")
 	if r.Facts.TLSFacts == nil || r.Facts.TLSFacts.Issuer != "Unknown Test CA" {
@@ -158,7 +158,7 @@ func TestHTTPStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			port, _ := hpServer(t, nil, hpStatus(tc.code))
 			c := hpCheck("http", port)
-			c.HTTP.ExpectStatus = tc.expect
+			own(&c.HTTP).ExpectStatus = tc.expect
 			r := lbRun1(t, c)
 			if tc.ok {
 				lbExpect(t, r, true, ReasonOK, PhaseResponse, tc.detail)
@@ -174,7 +174,7 @@ func TestHTTPStatus(t *testing.T) {
 
 func TestHTTPInvalidExpectStatus(t *testing.T) {
 	c := hpCheck("http", lbFreePort(t, "tcp4", "127.0.0.1:0"))
-	c.HTTP.ExpectStatus = [][2]int{{399, 200}}
+	own(&c.HTTP).ExpectStatus = [][2]int{{399, 200}}
 	lbExpect(t, lbRun1(t, c), false, ReasonInternalError, PhaseRequest, "invalid expected status range")
 }
 
@@ -204,7 +204,7 @@ func TestHTTPRedirects(t *testing.T) {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 
 	c := hpCheck("http", port)
-	c.HTTP.Path = "/r/3"
+	own(&c.HTTP).Path = "/r/3"
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 200 OK", "after 3 redirect(s) from "+base+"/r/3")
 	if f := hpFacts(t, r); f.Redirects != 3 || f.FinalURL != base+"/r/0" || f.StatusCode != 200 {
@@ -212,22 +212,24 @@ func TestHTTPRedirects(t *testing.T) {
 	}
 
 	c = hpCheck("http", port)
-	c.HTTP.Path = "/loop"
+	own(&c.HTTP).Path = "/loop"
 	lbExpect(t, lbRun1(t, c), false, ReasonProtocol, PhaseResponse, "more than 5 redirects")
 
 	c = hpCheck("http", port)
-	c.HTTP.Path, c.HTTP.MaxRedirects = "/r/2", 1
+	h := own(&c.HTTP)
+	h.Path, h.MaxRedirects = "/r/2", 1
 	lbExpect(t, lbRun1(t, c), false, ReasonProtocol, PhaseResponse, "more than 1 redirects")
 
 	c = hpCheck("http", port)
-	c.HTTP.Path, c.HTTP.NoRedirects = "/r/2", true
+	h = own(&c.HTTP)
+	h.Path, h.NoRedirects = "/r/2", true
 	r = lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 301 Moved Permanently", "redirect to /r/1, not followed")
 	if f := hpFacts(t, r); f.StatusCode != 301 || f.Redirects != 0 {
 		t.Errorf("facts %+v", f)
 	}
 
-	c.HTTP.ExpectStatus = [][2]int{{200, 299}}
+	own(&c.HTTP).ExpectStatus = [][2]int{{200, 299}}
 	lbExpect(t, lbRun1(t, c), false, ReasonProtocol, PhaseResponse, "HTTP 301 Moved Permanently, expected 200-299")
 }
 
@@ -262,7 +264,7 @@ func TestHTTPRedirectToHTTPS(t *testing.T) {
 	tlsPort, sni := hpServer(t, p.good, hpStatus(200))
 	port, _ := hpServer(t, nil, http.RedirectHandler(fmt.Sprintf("https://localhost:%d/secure", tlsPort), http.StatusFound))
 	c := hpCheck("http", port)
-	c.TLS.CAFile = lbWriteCAFile(t, p.root)
+	own(&c.TLS).CAFile = lbWriteCAFile(t, p.root)
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 200 OK", "after 1 redirect(s)", `issued by "Test Root CA"`)
 	if got := sni(); len(got) != 1 || got[0] != "localhost" {
@@ -270,7 +272,7 @@ func TestHTTPRedirectToHTTPS(t *testing.T) {
 	}
 
 	// Without the CA, the https hop fails as TLS, not as HTTP, and is named.
-	c.TLS.CAFile = ""
+	own(&c.TLS).CAFile = ""
 	hop := fmt.Sprintf("https://localhost:%d/secure", tlsPort)
 	r = lbRun1(t, c)
 	lbExpect(t, r, false, ReasonTLSUntrusted, PhaseTLS, "redirect 1 of the chain (HTTP 302 to "+hop+" at 127.0.0.1:")
@@ -476,7 +478,7 @@ func TestProxyHTTPS(t *testing.T) {
 	px := hpStartProxy(t, "allow")
 	// svc.test resolves nowhere: only the proxy may "resolve" it.
 	c := hpCheck("https", port)
-	c.Host, c.Proxy, c.TLS.CAFile = "svc.test", px.url(), lbWriteCAFile(t, pki.root)
+	c.Host, c.Proxy, own(&c.TLS).CAFile = "svc.test", px.url(), lbWriteCAFile(t, pki.root)
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 200 OK", "certificate for svc.test")
 	if want := "via proxy 127.0.0.1:" + strconv.Itoa(px.port); r.Address != want || r.IPFamily != FamilyProxy {
@@ -565,7 +567,7 @@ func TestProxyRefusals(t *testing.T) {
 				}
 			}
 			c := hpCheck("https", port)
-			c.Host, c.Proxy, c.TLS.CAFile, c.Timeout = "localhost", proxyURL, lbWriteCAFile(t, pki.root), time.Second
+			c.Host, c.Proxy, own(&c.TLS).CAFile, c.Timeout = "localhost", proxyURL, lbWriteCAFile(t, pki.root), time.Second
 			r := lbRun1(t, c)
 			phase := PhaseConnect
 			if tc.reason == ReasonOK {
@@ -618,7 +620,7 @@ func TestProxyEnvironment(t *testing.T) {
 		os.Unsetenv(v)
 	}
 	c := hpCheck("https", port)
-	c.Host, c.Proxy, c.TLS.CAFile, c.DNSServer = "svc.test", "", lbWriteCAFile(t, pki.root), dns.addr
+	c.Host, c.Proxy, own(&c.TLS).CAFile, c.DNSServer = "svc.test", "", lbWriteCAFile(t, pki.root), dns.addr
 	lbExpect(t, lbRun1(t, c), true, ReasonOK, PhaseResponse, "HTTP 200 OK")
 	if lines, _ := px.seen(); len(lines) != 1 {
 		t.Errorf("proxy saw %q", lines)
@@ -739,7 +741,7 @@ func TestProxyTinyproxy(t *testing.T) {
 	ca := lbWriteCAFile(t, pki.root)
 
 	c := hpCheck("https", allowed)
-	c.Proxy, c.TLS.CAFile = proxyURL, ca
+	c.Proxy, own(&c.TLS).CAFile = proxyURL, ca
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "HTTP 200 OK", `issued by "Test Root CA"`)
 	if r.Address != "via proxy 127.0.0.1:"+strconv.Itoa(proxyPort) {
@@ -747,13 +749,13 @@ func TestProxyTinyproxy(t *testing.T) {
 	}
 
 	c = hpCheck("https", other)
-	c.Proxy, c.TLS.CAFile = proxyURL, ca
+	c.Proxy, own(&c.TLS).CAFile = proxyURL, ca
 	lbExpect(t, lbRun1(t, c), false, ReasonProxyDenied, PhaseConnect,
 		fmt.Sprintf("proxy 127.0.0.1:%d refused CONNECT to 127.0.0.1:%d: 403", proxyPort, other),
 		"(Squid and many proxies only allow CONNECT to port 443 by default)")
 
 	c = hpCheck("tls", other)
-	c.Proxy, c.TLS.CAFile = proxyURL, ca
+	c.Proxy, own(&c.TLS).CAFile = proxyURL, ca
 	lbExpect(t, lbRun1(t, c), false, ReasonProxyDenied, PhaseConnect, "403")
 }
 

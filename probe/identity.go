@@ -92,22 +92,26 @@ func (c *Check) SameSettings(o *Check) bool {
 		c.DNSServer == o.DNSServer &&
 		c.SourcePort == o.SourcePort &&
 		c.Proxy == o.Proxy &&
-		c.Credentials == o.Credentials &&
-		c.TLS.CAFile == o.TLS.CAFile &&
-		c.TLS.ServerName == o.TLS.ServerName &&
-		slices.Equal(c.TLS.ExpectIssuer, o.TLS.ExpectIssuer) &&
-		c.UDP.Payload == o.UDP.Payload &&
-		slices.Equal(c.UDP.Send, o.UDP.Send) &&
-		c.UDP.Query == o.UDP.Query &&
-		c.UDP.AcceptSilence == o.UDP.AcceptSilence &&
-		c.NTP == o.NTP &&
-		c.FTP == o.FTP &&
-		c.HTTP.Method == o.HTTP.Method &&
-		c.HTTP.Path == o.HTTP.Path &&
-		slices.Equal(c.HTTP.ExpectStatus, o.HTTP.ExpectStatus) &&
-		c.HTTP.MaxRedirects == o.HTTP.MaxRedirects &&
-		c.HTTP.NoRedirects == o.HTTP.NoRedirects &&
-		c.Broadcast == o.Broadcast
+		c.GetCredentials() == o.GetCredentials() &&
+		sameTLS(c.GetTLS(), o.GetTLS()) &&
+		sameUDP(c.GetUDP(), o.GetUDP()) &&
+		c.GetNTP() == o.GetNTP() &&
+		c.GetFTP() == o.GetFTP() &&
+		sameHTTP(c.GetHTTP(), o.GetHTTP()) &&
+		c.GetBroadcast() == o.GetBroadcast()
+}
+
+func sameTLS(a, b TLSOptions) bool {
+	return a.CAFile == b.CAFile && a.ServerName == b.ServerName && slices.Equal(a.ExpectIssuer, b.ExpectIssuer)
+}
+
+func sameUDP(a, b UDPOptions) bool {
+	return a.Payload == b.Payload && slices.Equal(a.Send, b.Send) && a.Query == b.Query && a.AcceptSilence == b.AcceptSilence
+}
+
+func sameHTTP(a, b HTTPOptions) bool {
+	return a.Method == b.Method && a.Path == b.Path && slices.Equal(a.ExpectStatus, b.ExpectStatus) &&
+		a.MaxRedirects == b.MaxRedirects && a.NoRedirects == b.NoRedirects
 }
 
 // settingsIgnored are the fields of Check that SameSettings leaves out

@@ -13,20 +13,25 @@ func sampleCheck() *Check {
 		Profile: "p", Name: "n", Kind: "sip", Host: "h.example", Port: 5060,
 		Network: "udp", Transport: "udp", IPFamily: FamilyBoth, Essential: true,
 		Interval: time.Minute, Timeout: time.Second,
-		TLS:  TLSOptions{ExpectIssuer: []string{"CA"}},
-		UDP:  UDPOptions{Send: []byte{1}},
-		HTTP: HTTPOptions{ExpectStatus: [][2]int{{200, 399}}},
+		TLS:  &TLSOptions{ExpectIssuer: []string{"CA"}},
+		UDP:  &UDPOptions{Send: []byte{1}},
+		HTTP: &HTTPOptions{ExpectStatus: [][2]int{{200, 399}}},
 	}
 }
 
 // leafFields lists the paths ("TLS.CAFile") of every non-struct field of t,
-// descending into nested structs (time.Duration is a leaf).
+// descending into nested structs and the structs options point to
+// (time.Duration is a leaf).
 func leafFields(t reflect.Type, prefix string) []string {
 	var out []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Type.Kind() == reflect.Struct {
-			out = append(out, leafFields(f.Type, prefix+f.Name+".")...)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			out = append(out, leafFields(ft, prefix+f.Name+".")...)
 			continue
 		}
 		out = append(out, prefix+f.Name)
@@ -34,10 +39,17 @@ func leafFields(t reflect.Type, prefix string) []string {
 	return out
 }
 
-// change sets the field at path of c to a value different from the one it has.
+// change sets the field at path of c to a value different from the one it
+// has; options that are nil are allocated first.
 func change(t *testing.T, c *Check, path string) {
 	v := reflect.ValueOf(c).Elem()
 	for name := range strings.SplitSeq(path, ".") {
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
 		v = v.FieldByName(name)
 	}
 	switch v.Kind() {

@@ -108,7 +108,7 @@ func registered() []KindSpec {
 		{Name: "http", Network: NetworkTCP, DefaultPort: 80, Options: []OptionSet{OptionsHTTP, OptionsTLS}, TLSNote: "for redirects to https", EnvProxy: true, Prober: probeHTTP},
 		{Name: "https", Network: NetworkTCP, DefaultPort: 443, Options: []OptionSet{OptionsHTTP, OptionsTLS}, EnvProxy: true, Prober: probeHTTP},
 		{Name: "ssh", Network: NetworkTCP, DefaultPort: 22, Prober: probeSSH},
-		{Name: "ftp", Network: NetworkTCP, DefaultPort: 21, Options: []OptionSet{OptionsFTP, OptionsLogin, OptionsTLS}, PasswordOptional: true, TLSOnlyWith: &Condition{Text: "ftp: {explicit_tls: true}", Holds: func(c *Check) bool { return c.FTP.ExplicitTLS }}, Prober: probeFTP},
+		{Name: "ftp", Network: NetworkTCP, DefaultPort: 21, Options: []OptionSet{OptionsFTP, OptionsLogin, OptionsTLS}, PasswordOptional: true, TLSOnlyWith: &Condition{Text: "ftp: {explicit_tls: true}", Holds: func(c *Check) bool { return c.GetFTP().ExplicitTLS }}, Prober: probeFTP},
 		{Name: "smtp", Network: NetworkTCP, DefaultPort: 587, Options: []OptionSet{OptionsLogin, OptionsTLS}, TLSNote: "STARTTLS", Prober: probeSMTP},
 		{Name: "smtps", Network: NetworkTCP, DefaultPort: 465, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probeSMTPS},
 		{Name: "imaps", Network: NetworkTCP, DefaultPort: 993, Options: []OptionSet{OptionsLogin, OptionsTLS}, Prober: probeIMAPS},

@@ -145,7 +145,7 @@ type mailDialog func(s *mailSession, login *mailLogin) (Phase, string, error)
 // implicitTLS is set.
 func probeMail(ctx context.Context, t Target, implicitTLS bool, proto string, dialog mailDialog) Result {
 	r := newResult(t)
-	login, err := loadMailLogin(t.Check.Credentials)
+	login, err := loadMailLogin(t.Check.GetCredentials())
 	if err != nil {
 		return fail(&r, PhaseLogin, err, t.Addr)
 	}

@@ -127,7 +127,7 @@ func lbSMTPServer(t *testing.T, o lbSMTPOpts) (int, *lbMailLog) {
 // lbMailCheck is a mail check against a loopback port trusting the test root.
 func lbMailCheck(t *testing.T, kind string, port int) *Check {
 	return &Check{Name: "t", Kind: kind, Host: "127.0.0.1", Port: port, IPFamily: FamilyIPv4,
-		Timeout: 3 * time.Second, TLS: TLSOptions{CAFile: lbWriteCAFile(t, lbPKI(t).root)}}
+		Timeout: 3 * time.Second, TLS: &TLSOptions{CAFile: lbWriteCAFile(t, lbPKI(t).root)}}
 }
 
 // lbMailWithLogin adds the test credentials, the password in a file.
@@ -136,7 +136,7 @@ func lbMailWithLogin(t *testing.T, c *Check, pass string) *Check {
 	if err := os.WriteFile(path, []byte(pass+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.Credentials = Credentials{User: "probe", PasswordFile: path}
+	c.Credentials = &Credentials{User: "probe", PasswordFile: path}
 	return c
 }
 
@@ -256,7 +256,7 @@ func TestSMTPSLogin(t *testing.T) {
 	port, _ = lbSMTPServer(t, lbSMTPOpts{leaf: p.good})
 	c := lbMailCheck(t, "smtp", port)
 	t.Setenv("LB_MAIL_PW", lbMailPassword)
-	c.Credentials = Credentials{User: "probe", PasswordEnv: "LB_MAIL_PW"}
+	c.Credentials = &Credentials{User: "probe", PasswordEnv: "LB_MAIL_PW"}
 	r = lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseLogin, "STARTTLS: TLS 1.3", `logged in as "probe"`)
 	lbMailNoSecret(t, r, lbMailPassword)
@@ -273,11 +273,11 @@ func TestSMTPLoginRefusedNeverShowsPassword(t *testing.T) {
 
 func TestMailPasswordConfigErrors(t *testing.T) {
 	c := lbMailCheck(t, "smtps", 9) // never dialled: the password is read first
-	c.Credentials = Credentials{User: "probe", PasswordFile: filepath.Join(t.TempDir(), "missing")}
+	c.Credentials = &Credentials{User: "probe", PasswordFile: filepath.Join(t.TempDir(), "missing")}
 	r := lbRun1(t, c)
 	lbExpect(t, r, false, ReasonInternalError, PhaseLogin, "reading the mail password file", "missing")
 
-	c.Credentials = Credentials{User: "probe", PasswordEnv: "LB_MAIL_PW_UNSET_XYZ"}
+	c.Credentials = &Credentials{User: "probe", PasswordEnv: "LB_MAIL_PW_UNSET_XYZ"}
 	r = lbRun1(t, c)
 	lbExpect(t, r, false, ReasonInternalError, PhaseLogin, "LB_MAIL_PW_UNSET_XYZ is not set")
 
@@ -285,7 +285,7 @@ func TestMailPasswordConfigErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("line1\nline2-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.Credentials = Credentials{User: "probe", PasswordFile: bad}
+	c.Credentials = &Credentials{User: "probe", PasswordFile: bad}
 	r = lbRun1(t, c)
 	lbExpect(t, r, false, ReasonInternalError, PhaseLogin, "line break")
 	if strings.Contains(r.Detail, "secret") {

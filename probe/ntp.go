@@ -28,7 +28,7 @@ const defaultMaxRootDistance = 1500 * time.Millisecond
 // usable.
 func probeNTP(ctx context.Context, t Target) Result {
 	r := newResult(t)
-	samples := t.Check.NTP.Samples
+	samples := t.Check.GetNTP().Samples
 	if samples < 1 {
 		samples = 1
 	}
@@ -69,7 +69,7 @@ func probeNTP(ctx context.Context, t Target) Result {
 		res.Facts.NTPFacts = &NTPFacts{SourcePort: srcPort}
 		return res
 	}
-	return ntpVerdict(r, best, srcPort, t.Check.NTP.MaxRootDistance)
+	return ntpVerdict(r, best, srcPort, t.Check.GetNTP().MaxRootDistance)
 }
 
 // queryNTP runs one query within the share of the time left for it, on a

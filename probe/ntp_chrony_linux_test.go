@@ -103,7 +103,7 @@ func TestNTPChrony(t *testing.T) {
 			name: "samples_3",
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
 				c := chronyCheck(t, lab)
-				c.NTP.Samples = 3
+				own(&c.NTP).Samples = 3
 				return c
 			},
 			up:     true,

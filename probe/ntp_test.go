@@ -155,7 +155,7 @@ func TestNTPKissOfDeath(t *testing.T) {
 			p.stratum, p.refID, p.leap = 0, tc.code, 3
 			srv := ntpServe(t, p)
 			c := ntpCheck(srv.port, 2*time.Second)
-			c.NTP.Samples = 4
+			own(&c.NTP).Samples = 4
 			r := lbRun1(t, c)
 			lbExpect(t, r, false, ReasonProtocol, PhaseResponse, tc.detail)
 			f := ntpFacts(t, r)
@@ -211,7 +211,7 @@ func TestNTPMaxRootDistance(t *testing.T) {
 	r := lbRun1(t, ntpCheck(srv.port, 2*time.Second))
 	lbExpect(t, r, true, ReasonOK, PhaseResponse)
 	c := ntpCheck(srv.port, 2*time.Second)
-	c.NTP.MaxRootDistance = 100 * time.Millisecond
+	own(&c.NTP).MaxRootDistance = 100 * time.Millisecond
 	r = lbRun1(t, c)
 	lbExpect(t, r, false, ReasonProtocol, PhaseResponse, "exceeds 100ms")
 }
@@ -289,7 +289,7 @@ func TestNTPBadMode(t *testing.T) {
 func TestNTPSilent(t *testing.T) {
 	srv := udpServe(t, func([]byte) [][]byte { return nil })
 	c := ntpCheck(srv.port, 900*time.Millisecond)
-	c.NTP.Samples = 3
+	own(&c.NTP).Samples = 3
 	r := lbRun1(t, c)
 	lbExpect(t, r, false, ReasonNoReply, PhaseResponse, "no reply and no ICMP error")
 	f := ntpFacts(t, r)
@@ -310,7 +310,7 @@ func TestNTPSilent(t *testing.T) {
 
 func TestNTPClosedPort(t *testing.T) {
 	c := ntpCheck(udpFreePort(t), 2*time.Second)
-	c.NTP.Samples = 2
+	own(&c.NTP).Samples = 2
 	r := lbRun1(t, c)
 	lbExpect(t, r, false, ReasonRefused, PhaseResponse, "(port unreachable) from the target 127.0.0.1")
 	if r.Duration > time.Second {
@@ -324,7 +324,7 @@ func TestNTPClosedPort(t *testing.T) {
 func TestNTPSamples(t *testing.T) {
 	srv := ntpServe(t, ntpGood)
 	c := ntpCheck(srv.port, 2*time.Second)
-	c.NTP.Samples = 3
+	own(&c.NTP).Samples = 3
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "stratum 2")
 	if n := srv.received.Load(); n != 3 {
@@ -337,7 +337,7 @@ func TestNTPSourcePort(t *testing.T) {
 	src := udpFreePort(t)
 	c := ntpCheck(srv.port, 2*time.Second)
 	c.SourcePort = src
-	c.NTP.Samples = 2 // the port is bound again for the second query
+	own(&c.NTP).Samples = 2 // the port is bound again for the second query
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "from source port "+strconv.Itoa(src))
 	if f := ntpFacts(t, r); f.SourcePort != src {

@@ -352,7 +352,7 @@ func FuzzHTTPResponse(f *testing.F) {
 		n, bodyErr := io.Copy(io.Discard, io.LimitReader(resp.Body, httpMaxBody))
 		resp.Body.Close()
 		c := &Check{Name: "t", Kind: "http", Host: "127.0.0.1", Port: 8080}
-		c.HTTP.NoRedirects = mode&1 != 0
+		own(&c.HTTP).NoRedirects = mode&1 != 0
 		p := &httpProbe{t: Target{Check: c, Addr: net.IPv4(127, 0, 0, 1)}, timings: map[Phase]time.Duration{}}
 		if mode&2 != 0 {
 			p.lastPlain = pu

@@ -83,7 +83,7 @@ func TestFTPPasswordNeverLeaksThroughACut(t *testing.T) {
 				}
 			})
 			c := &Check{Name: "t", Kind: "ftp", Host: "127.0.0.1", Port: port, Timeout: 3 * time.Second,
-				Credentials: Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, lbPlanted)}}
+				Credentials: &Credentials{User: "alice", PasswordFile: lbFTPPasswordFile(t, lbPlanted)}}
 			r, _ := lbFTPRun(t, c)
 			lbExpect(t, r, false, ReasonProtocol, PhaseLogin, "longer than 8192 bytes")
 			lbNoSecretRun(t, r, lbPlanted)

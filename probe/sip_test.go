@@ -587,7 +587,7 @@ func TestSIPTLSOK(t *testing.T) {
 	p := lbPKI(t)
 	port, rec := sipTLSServer(t, p.good, func(req []byte) []byte { return sipReply(req, "200 OK", nil) })
 	c := sipCheck("tls", port, 3*time.Second)
-	c.TLS.CAFile = lbWriteCAFile(t, p.root)
+	own(&c.TLS).CAFile = lbWriteCAFile(t, p.root)
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseResponse, "SIP 200 OK", "over TLS")
 	sipFacts(t, r, 200)
@@ -607,7 +607,7 @@ func TestSIPTLSUnknownCA(t *testing.T) {
 	p := lbPKI(t)
 	port, _ := sipTLSServer(t, p.unknownCA, func(req []byte) []byte { return sipReply(req, "200 OK", nil) })
 	c := sipCheck("tls", port, 3*time.Second)
-	c.TLS.CAFile = lbWriteCAFile(t, p.root)
+	own(&c.TLS).CAFile = lbWriteCAFile(t, p.root)
 	r := lbRun1(t, c)
 	lbExpect(t, r, false, ReasonTLSUntrusted, PhaseTLS, "unknown authority")
 	if f := r.Facts.TLSFacts; f == nil || f.Issuer != "Unknown Test CA" {

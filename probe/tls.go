@@ -176,7 +176,7 @@ func handshakeWithConfig(ctx context.Context, conn net.Conn, t Target, cfg *tls.
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		facts := factsFromFailure(err, cfg.ServerName)
-		if pinErr := pinCheckUnverified(err, t.Check.TLS.ExpectIssuer); pinErr != nil {
+		if pinErr := pinCheckUnverified(err, t.Check.GetTLS().ExpectIssuer); pinErr != nil {
 			return nil, facts, pinErr
 		}
 		return nil, facts, err
@@ -184,7 +184,7 @@ func handshakeWithConfig(ctx context.Context, conn net.Conn, t Target, cfg *tls.
 	cs := tc.ConnectionState()
 	facts := factsFromState(cs, cfg.ServerName)
 	// A resumed session was verified and pinned when it was established.
-	if exp := t.Check.TLS.ExpectIssuer; len(exp) > 0 && !cs.DidResume && !chainsMatchIssuer(cs.VerifiedChains, exp) {
+	if exp := t.Check.GetTLS().ExpectIssuer; len(exp) > 0 && !cs.DidResume && !chainsMatchIssuer(cs.VerifiedChains, exp) {
 		_ = tc.Close()
 		return nil, facts, &interceptedError{Presented: facts.Issuer, Expected: exp, Verified: true}
 	}
@@ -192,11 +192,11 @@ func handshakeWithConfig(ctx context.Context, conn net.Conn, t Target, cfg *tls.
 }
 
 func tlsClientConfig(ctx context.Context, c *Check) (*tls.Config, error) {
-	roots, err := rootPool(ctx, c.TLS.CAFile)
+	roots, err := rootPool(ctx, c.GetTLS().CAFile)
 	if err != nil {
 		return nil, err
 	}
-	name := c.TLS.ServerName
+	name := c.GetTLS().ServerName
 	if name == "" {
 		name = c.Host
 	}

@@ -62,7 +62,7 @@ func lbStartTLS(t testing.TB, leaf *lbLeaf) *lbTLSServer {
 
 func lbTLSCheck(port int, caFile string) *Check {
 	return &Check{Name: "t", Kind: "tls", Host: "127.0.0.1", Port: port, IPFamily: FamilyIPv4,
-		Timeout: 3 * time.Second, TLS: TLSOptions{CAFile: caFile}}
+		Timeout: 3 * time.Second, TLS: &TLSOptions{CAFile: caFile}}
 }
 
 // lbRawServer starts a TCP listener on 127.0.0.1 whose connections handle
@@ -123,7 +123,7 @@ func TestTLSIntermediateChain(t *testing.T) {
 	p := lbPKI(t)
 	srv := lbStartTLS(t, p.goodIntermediate)
 	c := lbTLSCheck(srv.port, lbWriteCAFile(t, p.root))
-	c.TLS.ExpectIssuer = []string{"Test Root CA"} // the pin may name any CA of the chain
+	own(&c.TLS).ExpectIssuer = []string{"Test Root CA"} // the pin may name any CA of the chain
 	r := lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseTLS, `issued by "Test Intermediate CA"`)
 }
@@ -166,7 +166,7 @@ func TestTLSServerNameOverride(t *testing.T) {
 	lbExpect(t, r, false, ReasonTLSHostname, PhaseTLS, "svc.test")
 
 	c = lbTLSCheck(srv.port, caFile)
-	c.TLS.ServerName = "svc.test"
+	own(&c.TLS).ServerName = "svc.test"
 	r = lbRun1(t, c)
 	lbExpect(t, r, true, ReasonOK, PhaseTLS, "certificate for svc.test")
 	if r.Facts.TLSFacts == nil || r.Facts.TLSFacts.ServerName != "svc.test" {
@@ -209,7 +209,7 @@ func TestTLSIssuerPin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := lbTLSCheck(tc.port, tc.caFile)
-			c.TLS.ExpectIssuer = tc.expect
+			own(&c.TLS).ExpectIssuer = tc.expect
 			r := lbRun1(t, c)
 			lbExpect(t, r, tc.up, tc.reason, PhaseTLS, tc.parts...)
 			if r.Facts.TLSFacts == nil || r.Facts.TLSFacts.Issuer == "" {

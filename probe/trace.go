@@ -306,7 +306,7 @@ func icmpAnswer(e *icmpError, target net.IP, local []net.IP, rtt time.Duration) 
 func tracePayload(c *Check) []byte {
 	switch c.Kind {
 	case "udp":
-		if req, _, _, err := udpRequest(c.UDP); err == nil {
+		if req, _, _, err := udpRequest(c.GetUDP()); err == nil {
 			return req
 		}
 	case "ntp":

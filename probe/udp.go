@@ -17,7 +17,7 @@ import (
 // the port is open end to end; silence proves nothing either way (no_reply).
 func probeUDP(ctx context.Context, t Target) Result {
 	r := newResult(t)
-	req, match, describe, err := udpRequest(t.Check.UDP)
+	req, match, describe, err := udpRequest(t.Check.GetUDP())
 	if err != nil {
 		r.Reason, r.Detail = ReasonInternalError, err.Error()
 		return r
@@ -63,7 +63,7 @@ func udpFailure(r *Result, err error, t Target) Result {
 		}
 	}
 	res := fail(r, phase, err, t.Addr)
-	if res.Reason == ReasonNoReply && t.Check.UDP.AcceptSilence {
+	if res.Reason == ReasonNoReply && t.Check.GetUDP().AcceptSilence {
 		res.Up = true
 		res.Detail = "no reply, as configured (expect_reply: false): this proves only that nothing on the path rejected the datagram"
 	}

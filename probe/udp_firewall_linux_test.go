@@ -37,7 +37,7 @@ func udpFwEcho(t *testing.T, lab *netlab.Lab, ip net.IP) *probe.Check {
 	}()
 	return &probe.Check{
 		Name: "fw", Kind: "udp", Host: ip.String(), Port: pc.LocalAddr().(*net.UDPAddr).Port,
-		UDP: probe.UDPOptions{Payload: "echo"},
+		UDP: &probe.UDPOptions{Payload: "echo"},
 	}
 }
 
@@ -116,7 +116,7 @@ func TestUDPFirewallReasons(t *testing.T) {
 			timeout: 1500 * time.Millisecond,
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
 				c, port := udpFwEchoV4(t, lab)
-				c.UDP.AcceptSilence = true
+				own(&c.UDP).AcceptSilence = true
 				lab.IPTables(lab.Router(), "-A", "FORWARD", "-p", "udp", "--dport", port, "-j", "DROP")
 				return c
 			},
@@ -131,7 +131,7 @@ func TestUDPFirewallReasons(t *testing.T) {
 			name: "router_reject_accept_silence",
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
 				c, port := udpFwEchoV4(t, lab)
-				c.UDP.AcceptSilence = true
+				own(&c.UDP).AcceptSilence = true
 				lab.IPTables(lab.Router(), "-A", "FORWARD", "-p", "udp", "--dport", port, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited")
 				return c
 			},
@@ -148,7 +148,7 @@ func TestUDPFirewallReasons(t *testing.T) {
 		{
 			name: "closed_port",
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
-				return &probe.Check{Name: "fw", Kind: "udp", Host: lab.ServerIP().String(), Port: 9, UDP: probe.UDPOptions{Payload: "echo"}}
+				return &probe.Check{Name: "fw", Kind: "udp", Host: lab.ServerIP().String(), Port: 9, UDP: &probe.UDPOptions{Payload: "echo"}}
 			},
 			reason: probe.ReasonRefused, phase: probe.PhaseResponse,
 			detail: func(lab *netlab.Lab) []string {
@@ -222,7 +222,7 @@ func TestUDPFirewallReasons(t *testing.T) {
 		{
 			name: "ipv6_closed_port",
 			setup: func(t *testing.T, lab *netlab.Lab) *probe.Check {
-				return &probe.Check{Name: "fw", Kind: "udp", Host: lab.ServerIP6().String(), Port: 9, UDP: probe.UDPOptions{Payload: "echo"}}
+				return &probe.Check{Name: "fw", Kind: "udp", Host: lab.ServerIP6().String(), Port: 9, UDP: &probe.UDPOptions{Payload: "echo"}}
 			},
 			reason: probe.ReasonRefused, phase: probe.PhaseResponse,
 			detail: func(lab *netlab.Lab) []string {

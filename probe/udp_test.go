@@ -71,7 +71,7 @@ func udpFreePort(t testing.TB) int {
 }
 
 func udpCheck(port int, o UDPOptions, timeout time.Duration) *Check {
-	return &Check{Name: "u", Kind: "udp", Host: "127.0.0.1", Port: port, Timeout: timeout, UDP: o}
+	return &Check{Name: "u", Kind: "udp", Host: "127.0.0.1", Port: port, Timeout: timeout, UDP: &o}
 }
 
 // udpFacts returns the UDP facts of r, failing the test when they are missing.
@@ -337,7 +337,7 @@ func TestUDPIPv6Loopback(t *testing.T) {
 	}
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	pc.Close() // closed: the target answers port unreachable over ICMPv6
-	c := &Check{Name: "u", Kind: "udp", Host: "::1", Port: port, Timeout: 2 * time.Second, UDP: UDPOptions{Payload: "echo"}}
+	c := &Check{Name: "u", Kind: "udp", Host: "::1", Port: port, Timeout: 2 * time.Second, UDP: &UDPOptions{Payload: "echo"}}
 	r := lbRun1(t, c)
 	lbExpect(t, r, false, ReasonRefused, PhaseResponse, "ICMPv6 destination unreachable (port unreachable) from the target ::1")
 }

@@ -398,7 +398,7 @@ checks:
 		{CAFile: filepath.Join(dir, "global.pem"), ExpectIssuer: []string{}},
 	}
 	for i, c := range checks {
-		if !reflect.DeepEqual(c.TLS, want[i]) {
+		if !reflect.DeepEqual(c.GetTLS(), want[i]) {
 			t.Errorf("%s: TLS %+v, want %+v", c.Name, c.TLS, want[i])
 		}
 	}

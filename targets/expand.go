@@ -382,8 +382,8 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 	ports := e.ports(kind, defaultPort)
 	ck.Interval, ck.Timeout = e.timing(kind)
 	ck.DNSServer = e.dnsServer()
-	ck.TLS = e.tls()
-	ck.Credentials = e.credentials()
+	ck.TLS = probe.OptionsOf(e.tls())
+	ck.Credentials = probe.OptionsOf(e.credentials())
 	ck.SourcePort = e.sourcePort()
 	// A proxy applies only where the kind connects out over TCP (checked
 	// when parsed): the top-level one is the default there, and nowhere else.
@@ -391,7 +391,9 @@ func (c *Config) expand(s *CheckSpec, sc scope, errs *errList) []*probe.Check {
 		ck.Proxy = e.proxy()
 	}
 	e.kindOptions(kind, ck)
-	ck.Essential, ck.Meta = s.essential()
+	var meta probe.CheckMeta
+	ck.Essential, meta = s.essential()
+	ck.Meta = probe.OptionsOf(meta)
 	if len(errs.errs) > nErrs {
 		return nil
 	}
@@ -555,15 +557,15 @@ func (e *expansion) kindOptions(kind probe.KindSpec, ck *probe.Check) {
 	for _, set := range kind.Options {
 		switch set {
 		case probe.OptionsRequest:
-			ck.UDP = e.request()
+			ck.UDP = probe.OptionsOf(e.request())
 		case probe.OptionsNTP:
-			ck.NTP = e.s.NTP.options()
+			ck.NTP = probe.OptionsOf(e.s.NTP.options())
 		case probe.OptionsFTP:
-			ck.FTP = e.s.FTP.options()
+			ck.FTP = probe.OptionsOf(e.s.FTP.options())
 		case probe.OptionsHTTP:
-			ck.HTTP = e.s.HTTP.options()
+			ck.HTTP = probe.OptionsOf(e.s.HTTP.options())
 		case probe.OptionsBroadcast:
-			ck.Broadcast = e.s.Broadcast.options()
+			ck.Broadcast = probe.OptionsOf(e.s.Broadcast.options())
 		}
 	}
 }
@@ -622,8 +624,8 @@ func (b BroadcastSpec) options() probe.BroadcastOptions {
 // looked at: what a kind's conditions (probe.Condition) are judged on when
 // the file is parsed.
 func (c *CheckSpec) options(variant string) *probe.Check {
-	return &probe.Check{Kind: c.Kind, Transport: variant, NTP: c.NTP.options(), FTP: c.FTP.options(),
-		HTTP: c.HTTP.options(), Broadcast: c.Broadcast.options()}
+	return &probe.Check{Kind: c.Kind, Transport: variant, NTP: probe.OptionsOf(c.NTP.options()), FTP: probe.OptionsOf(c.FTP.options()),
+		HTTP: probe.OptionsOf(c.HTTP.options()), Broadcast: probe.OptionsOf(c.Broadcast.options())}
 }
 
 // essential and meta: what a profile's level says, else essential: (true

@@ -212,46 +212,46 @@ func TestKindKeyChecks(t *testing.T) {
 		want probe.Check
 	}{
 		{"udp echo", udpCheck("    payload: echo\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Payload = "echo" })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Payload: "echo"} })},
 		{"udp stun, protocol named", udpCheck("    payload: stun\n    protocol: udp\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Payload = "stun" })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Payload: "stun"} })},
 		{"udp dns with query, silence accepted, source port", udpCheck("    payload: dns\n    query: _sip._udp.example.com.\n    expect_reply: false\n    source_port: 5353\n"),
 			with(base("udp", 7, "udp"), func(c *probe.Check) {
-				c.UDP = probe.UDPOptions{Payload: "dns", Query: "_sip._udp.example.com.", AcceptSilence: true}
+				c.UDP = &probe.UDPOptions{Payload: "dns", Query: "_sip._udp.example.com.", AcceptSilence: true}
 				c.SourcePort = 5353
 			})},
 		{"udp dns asking the root", udpCheck("    payload: dns\n    query: .\n    expect_reply: true\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = probe.UDPOptions{Payload: "dns", Query: "."} })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Payload: "dns", Query: "."} })},
 		{"udp send with YAML escapes", udpCheck("    send: \"PING\\r\\n\"\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Send = []byte("PING\r\n") })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Send: []byte("PING\r\n")} })},
 		{"udp send a number", udpCheck("    send: 42\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Send = []byte("42") })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Send: []byte("42")} })},
 		{"udp send_hex with spaces and capitals", udpCheck("    send_hex: \"0a0B ff\\t00\"\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Send = []byte{0x0a, 0x0b, 0xff, 0x00} })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Send: []byte{0x0a, 0x0b, 0xff, 0x00}} })},
 		{"udp send_hex over lines", udpCheck("    send_hex: |\n      de ad\n      be ef\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Send = []byte{0xde, 0xad, 0xbe, 0xef} })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Send: []byte{0xde, 0xad, 0xbe, 0xef}} })},
 		{"udp send_hex a YAML number keeps its digits", udpCheck("    send_hex: 0012\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Send = []byte{0x00, 0x12} })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Send: []byte{0x00, 0x12}} })},
 		{"udp send at the limit", udpCheck("    send_hex: " + strings.Repeat("00", MaxSendBytes) + "\n"),
-			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP.Send = make([]byte, MaxSendBytes) })},
+			with(base("udp", 7, "udp"), func(c *probe.Check) { c.UDP = &probe.UDPOptions{Send: make([]byte, MaxSendBytes)} })},
 		{"ntp defaults: port 123, 64s floor", "checks:\n  - {name: a, kind: ntp, host: h}\n",
-			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 64 * time.Second; c.NTP = ntpDefaults })},
+			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 64 * time.Second; c.NTP = &ntpDefaults })},
 		{"ntp explicit interval below the floor wins", "checks:\n  - {name: a, kind: ntp, host: h, interval: 10s, timeout: 2s}\n",
-			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 10 * time.Second; c.Timeout = 2 * time.Second; c.NTP = ntpDefaults })},
+			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 10 * time.Second; c.Timeout = 2 * time.Second; c.NTP = &ntpDefaults })},
 		{"ntp interval from defaults wins", "defaults: {interval: 30s}\nchecks:\n  - {name: a, kind: ntp, host: h}\n",
-			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 30 * time.Second; c.NTP = ntpDefaults })},
+			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 30 * time.Second; c.NTP = &ntpDefaults })},
 		{"ntp options, source port 123, protocol named", "checks:\n  - name: a\n    kind: ntp\n    host: h\n    protocol: udp\n    source_port: 123\n    ntp:\n      samples: 8\n      max_root_distance: 16s\n",
 			with(base("ntp", 123, "udp"), func(c *probe.Check) {
 				c.Interval = 64 * time.Second
 				c.SourcePort = 123
-				c.NTP = probe.NTPOptions{Samples: 8, MaxRootDistance: 16 * time.Second}
+				c.NTP = &probe.NTPOptions{Samples: 8, MaxRootDistance: 16 * time.Second}
 			})},
 		{"ntp: alone keeps the defaults", "checks:\n  - name: a\n    kind: ntp\n    host: h\n    ntp:\n",
-			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 64 * time.Second; c.NTP = ntpDefaults })},
+			with(base("ntp", 123, "udp"), func(c *probe.Check) { c.Interval = 64 * time.Second; c.NTP = &ntpDefaults })},
 		{"ntp only max_root_distance", "checks:\n  - {name: a, kind: ntp, host: h, ntp: {max_root_distance: 250ms}}\n",
 			with(base("ntp", 123, "udp"), func(c *probe.Check) {
 				c.Interval = 64 * time.Second
-				c.NTP = probe.NTPOptions{Samples: 1, MaxRootDistance: 250 * time.Millisecond}
+				c.NTP = &probe.NTPOptions{Samples: 1, MaxRootDistance: 250 * time.Millisecond}
 			})},
 		{"tcp with protocol tcp", "checks:\n  - {name: a, kind: tcp, host: h, port: 22, protocol: tcp}\n", base("tcp", 22, "tcp")},
 		{"tls with protocol tcp", "checks:\n  - {name: a, kind: tls, host: h, protocol: tcp}\n", base("tls", 443, "tcp")},
@@ -549,15 +549,15 @@ func TestProfileKindKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	common := probe.Check{Profile: "voip", Kind: "udp", Host: "sbc.test", Network: "udp", IPFamily: "both",
-		Essential: true, Interval: time.Minute, Timeout: 5 * time.Second, Meta: testMeta}
+		Essential: true, Interval: time.Minute, Timeout: 5 * time.Second, Meta: &testMeta}
 	stun, dns, clock := common, common, common
 	stun.Name, stun.Port, stun.SourcePort = "sbc-stun", 3478, 5060
-	stun.UDP = probe.UDPOptions{Payload: "stun"}
+	stun.UDP = &probe.UDPOptions{Payload: "stun"}
 	dns.Name, dns.Port = "sbc-dns", 53
-	dns.UDP = probe.UDPOptions{Payload: "dns", Query: "_sip._udp.voip.test", AcceptSilence: true}
+	dns.UDP = &probe.UDPOptions{Payload: "dns", Query: "_sip._udp.voip.test", AcceptSilence: true}
 	clock.Name, clock.Kind, clock.Host, clock.Port, clock.SourcePort = "clock", "ntp", "ntp.voip.test", 123, 123
 	clock.Interval = 64 * time.Second
-	clock.NTP = probe.NTPOptions{Samples: 3, MaxRootDistance: 1500 * time.Millisecond}
+	clock.NTP = &probe.NTPOptions{Samples: 3, MaxRootDistance: 1500 * time.Millisecond}
 	want := []probe.Check{stun, dns, clock}
 	if got := deref(checks); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -648,15 +648,15 @@ func TestQuickstartCommentedExamples(t *testing.T) {
 		t.Errorf("vendor-stun: %+v", c)
 	}
 	if c := byName["vendor-portal"]; c == nil || c.Proxy != "http://proxy.example.com:3128" ||
-		!reflect.DeepEqual(c.HTTP, probe.HTTPOptions{Method: "HEAD", Path: "/health", ExpectStatus: [][2]int{{200, 200}, {300, 399}}, MaxRedirects: 3}) {
+		!reflect.DeepEqual(c.GetHTTP(), probe.HTTPOptions{Method: "HEAD", Path: "/health", ExpectStatus: [][2]int{{200, 200}, {300, 399}}, MaxRedirects: 3}) {
 		t.Errorf("vendor-portal: %+v", c)
 	}
-	if c := byName["vendor-ftp"]; c == nil || c.Credentials != (probe.Credentials{User: "probe", PasswordEnv: "FTP_PASSWORD"}) ||
-		c.FTP != (probe.FTPOptions{ExplicitTLS: true, Path: "/pub/"}) {
+	if c := byName["vendor-ftp"]; c == nil || c.GetCredentials() != (probe.Credentials{User: "probe", PasswordEnv: "FTP_PASSWORD"}) ||
+		c.GetFTP() != (probe.FTPOptions{ExplicitTLS: true, Path: "/pub/"}) {
 		t.Errorf("vendor-ftp: %+v", c)
 	}
 	if c := byName["clock"]; c == nil || c.Port != 123 || c.SourcePort != 123 || c.Interval != 5*time.Minute ||
-		c.NTP != (probe.NTPOptions{Samples: 1, MaxRootDistance: 1500 * time.Millisecond}) {
+		c.GetNTP() != (probe.NTPOptions{Samples: 1, MaxRootDistance: 1500 * time.Millisecond}) {
 		t.Errorf("clock: %+v", c)
 	}
 }

@@ -267,7 +267,7 @@ func TestOptionChecks(t *testing.T) {
 		c := probe.Check{Name: "a", Kind: kind, Host: "h", Port: port, Network: "tcp", IPFamily: "both",
 			Essential: true, Interval: time.Minute, Timeout: 5 * time.Second}
 		if kind == "http" || kind == "https" {
-			c.HTTP = probe.HTTPOptions{Method: "GET", Path: "/", ExpectStatus: [][2]int{{200, 399}}, MaxRedirects: 5}
+			c.HTTP = &probe.HTTPOptions{Method: "GET", Path: "/", ExpectStatus: [][2]int{{200, 399}}, MaxRedirects: 5}
 		}
 		return c
 	}
@@ -292,7 +292,7 @@ func TestOptionChecks(t *testing.T) {
 		{"direct at the top level", "proxy: direct\n" + one("http", ""),
 			with(base("http", 80), func(c *probe.Check) { c.Proxy = "direct" })},
 		{"no proxy for udp from the top level", "proxy: http://p:3128\n" + one("udp", "    port: 7\n    payload: echo\n"),
-			with(base("udp", 7), func(c *probe.Check) { c.Network = "udp"; c.UDP.Payload = "echo" })},
+			with(base("udp", 7), func(c *probe.Check) { c.Network = "udp"; c.UDP = &probe.UDPOptions{Payload: "echo"} })},
 		{"no proxy for sip over udp from the top level", "proxy: http://p:3128\n" + one("sip", ""),
 			with(base("sip", 5060), func(c *probe.Check) { c.Network, c.Transport, c.Interval = "udp", "udp", 5*time.Minute })},
 		{"proxy for sip over tls", one("sip", "    protocol: tls\n    proxy: http://p:3128\n"),
@@ -303,34 +303,34 @@ func TestOptionChecks(t *testing.T) {
 		// Credentials.
 		{"ftp login with a password file", one("ftp", "    user: bob\n    password_file: ftp-pw\n"),
 			with(base("ftp", 21), func(c *probe.Check) {
-				c.Credentials = probe.Credentials{User: "bob", PasswordFile: filepath.Join(dir, "ftp-pw")}
+				c.Credentials = &probe.Credentials{User: "bob", PasswordFile: filepath.Join(dir, "ftp-pw")}
 			})},
 		{"ftp user without password", one("ftp", "    user: ftp\n"),
-			with(base("ftp", 21), func(c *probe.Check) { c.Credentials.User = "ftp" })},
+			with(base("ftp", 21), func(c *probe.Check) { c.Credentials = &probe.Credentials{User: "ftp"} })},
 		{"smtp login from the environment, not required to be set", one("smtp", "    user: bob@example.com\n    password_env: CONNPROBE_TEST_UNSET_PW\n"),
 			with(base("smtp", 587), func(c *probe.Check) {
-				c.Credentials = probe.Credentials{User: "bob@example.com", PasswordEnv: "CONNPROBE_TEST_UNSET_PW"}
+				c.Credentials = &probe.Credentials{User: "bob@example.com", PasswordEnv: "CONNPROBE_TEST_UNSET_PW"}
 			})},
 		{"imaps with a password file", one("imaps", "    user: bob\n    password_file: ftp-pw\n"),
 			with(base("imaps", 993), func(c *probe.Check) {
-				c.Credentials = probe.Credentials{User: "bob", PasswordFile: filepath.Join(dir, "ftp-pw")}
+				c.Credentials = &probe.Credentials{User: "bob", PasswordFile: filepath.Join(dir, "ftp-pw")}
 			})},
 
 		// ftp:
 		{"ftp options", one("ftp", "    ftp:\n      explicit_tls: true\n      path: /pub/file.txt\n      trust_pasv_address: true\n    tls: {server_name: ftp.example}\n"),
 			with(base("ftp", 21), func(c *probe.Check) {
-				c.FTP = probe.FTPOptions{ExplicitTLS: true, Path: "/pub/file.txt", TrustPASVAddress: true}
-				c.TLS.ServerName = "ftp.example"
+				c.FTP = &probe.FTPOptions{ExplicitTLS: true, Path: "/pub/file.txt", TrustPASVAddress: true}
+				c.TLS = &probe.TLSOptions{ServerName: "ftp.example"}
 			})},
 		{"ftp: alone", one("ftp", "    ftp:\n"), base("ftp", 21)},
 		{"ftp relative path", one("ftp", "    ftp: {path: pub/}\n"),
-			with(base("ftp", 21), func(c *probe.Check) { c.FTP.Path = "pub/" })},
+			with(base("ftp", 21), func(c *probe.Check) { c.FTP = &probe.FTPOptions{Path: "pub/"} })},
 
 		// http and https.
 		{"http defaults", one("http", ""), base("http", 80)},
 		{"https keys", one("https", "    method: HEAD\n    path: /health?full=1\n    expect_status: [200, \"300-302\", 401]\n    max_redirects: 20\n    follow_redirects: true\n"),
 			with(base("https", 443), func(c *probe.Check) {
-				c.HTTP = probe.HTTPOptions{Method: "HEAD", Path: "/health?full=1", ExpectStatus: [][2]int{{200, 200}, {300, 302}, {401, 401}}, MaxRedirects: 20}
+				c.HTTP = &probe.HTTPOptions{Method: "HEAD", Path: "/health?full=1", ExpectStatus: [][2]int{{200, 200}, {300, 302}, {401, 401}}, MaxRedirects: 20}
 			})},
 		{"expect_status one range", one("http", "    expect_status: 200-299\n"),
 			with(base("http", 80), func(c *probe.Check) { c.HTTP.ExpectStatus = [][2]int{{200, 299}} })},
@@ -346,26 +346,26 @@ func TestOptionChecks(t *testing.T) {
 		// tls: where the check speaks TLS.
 		{"tls on sip over tls", one("sip", "    protocol: tls\n    tls: {server_name: sbc.example}\n"),
 			with(base("sip", 5061), func(c *probe.Check) {
-				c.Transport, c.Interval, c.TLS.ServerName = "tls", 5*time.Minute, "sbc.example"
+				c.Transport, c.Interval, c.TLS = "tls", 5*time.Minute, &probe.TLSOptions{ServerName: "sbc.example"}
 			})},
 		{"tls on http (redirects to https)", one("http", "    tls: {server_name: h.example}\n"),
-			with(base("http", 80), func(c *probe.Check) { c.TLS.ServerName = "h.example" })},
+			with(base("http", 80), func(c *probe.Check) { c.TLS = &probe.TLSOptions{ServerName: "h.example"} })},
 		{"tls on smtp", one("smtp", "    tls: {server_name: mx.example}\n"),
-			with(base("smtp", 587), func(c *probe.Check) { c.TLS.ServerName = "mx.example" })},
+			with(base("smtp", 587), func(c *probe.Check) { c.TLS = &probe.TLSOptions{ServerName: "mx.example"} })},
 
 		// broadcast: mode auto unless set.
 		{"broadcast default mode", one("broadcast", "    port: 15000\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "auto" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast = "udp", &probe.BroadcastOptions{Mode: "auto"} })},
 		{"broadcast: alone", one("broadcast", "    port: 15000\n    broadcast:\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "auto" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast = "udp", &probe.BroadcastOptions{Mode: "auto"} })},
 		{"broadcast mode auto", one("broadcast", "    port: 15000\n    broadcast: {mode: auto}\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "auto" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast = "udp", &probe.BroadcastOptions{Mode: "auto"} })},
 		{"broadcast mode bind", one("broadcast", "    port: 19813\n    broadcast: {mode: bind}\n"),
-			with(base("broadcast", 19813), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "bind" })},
+			with(base("broadcast", 19813), func(c *probe.Check) { c.Network, c.Broadcast = "udp", &probe.BroadcastOptions{Mode: "bind"} })},
 		{"broadcast mode packet", one("broadcast", "    port: 15000\n    broadcast:\n      mode: packet\n"),
-			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast.Mode = "udp", "packet" })},
+			with(base("broadcast", 15000), func(c *probe.Check) { c.Network, c.Broadcast = "udp", &probe.BroadcastOptions{Mode: "packet"} })},
 		{"no broadcast mode on other kinds", one("udp", "    port: 7\n    payload: echo\n"),
-			with(base("udp", 7), func(c *probe.Check) { c.Network, c.UDP.Payload = "udp", "echo" })},
+			with(base("udp", 7), func(c *probe.Check) { c.Network, c.UDP = "udp", &probe.UDPOptions{Payload: "echo"} })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

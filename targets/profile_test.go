@@ -232,12 +232,12 @@ profiles:
 	want := []probe.Check{
 		{Name: "api", Kind: "tcp", Host: "own.test", Port: 1, Network: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 4 * time.Second},
 		{Profile: "vendor", Name: "api", Kind: "tls", Host: "api.eu.vendor.test", Port: 8443, Network: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 4 * time.Second,
-			TLS: probe.TLSOptions{ServerName: "api.eu.vendor.test"}, Meta: apiMeta},
-		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23100, Network: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second, Meta: gwMeta},
-		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23101, Network: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second, Meta: gwMeta},
-		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23102, Network: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second, Meta: gwMeta},
+			TLS: &probe.TLSOptions{ServerName: "api.eu.vendor.test"}, Meta: &apiMeta},
+		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23100, Network: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second, Meta: &gwMeta},
+		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23101, Network: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second, Meta: &gwMeta},
+		{Profile: "vendor", Name: "gateway", Kind: "tcp", Host: "gw.us.vendor.test", Port: 23102, Network: "tcp", IPFamily: "both", Range: "23100-23102", Interval: 2 * time.Minute, Timeout: 4 * time.Second, Meta: &gwMeta},
 		{Profile: "plain", Name: "web", Kind: "tcp", Host: "www.plain.test", Port: 80, Network: "tcp", IPFamily: "both", Essential: true, Interval: time.Minute, Timeout: 4 * time.Second,
-			Meta: probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "the web server answers", Source: "note: a test"}},
+			Meta: &probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "the web server answers", Source: "note: a test"}},
 	}
 	if got := deref(checks); !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

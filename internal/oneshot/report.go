@@ -79,7 +79,8 @@ func (r *Report) JSON() JSONReport {
 		if c := res.Check; c != nil {
 			jr.Profile, jr.Check, jr.Kind, jr.Host = c.Profile, c.Name, c.Kind, c.Host
 			jr.Port, jr.Protocol, jr.Essential = c.Port, c.Network, c.Essential
-			jr.Direction, jr.Level, jr.Purpose, jr.Source = c.Meta.Direction, c.Meta.Level, c.Meta.Purpose, c.Meta.Source
+			m := c.GetMeta()
+			jr.Direction, jr.Level, jr.Purpose, jr.Source = m.Direction, m.Level, m.Purpose, m.Source
 		}
 		rep.Results = append(rep.Results, jr)
 	}

@@ -231,7 +231,7 @@ func TestTableSkipped(t *testing.T) {
 
 func TestJSONSummarySkippedAndMeta(t *testing.T) {
 	c := &probe.Check{Profile: "clover", Name: "cloud-https", Kind: "tls", Host: "api.clover.com", Port: 443, Network: "tcp", Essential: true,
-		Meta: probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "HTTPS to the cloud", Source: `doc.txt, table clover, row "443/TCP"`}}
+		Meta: &probe.CheckMeta{Direction: "out", Level: "essential", Purpose: "HTTPS to the cloud", Source: `doc.txt, table clover, row "443/TCP"`}}
 	custom := &probe.Check{Name: "web", Kind: "tcp", Host: "b.example", Port: 80, Network: "tcp", Essential: true}
 	results := []probe.Result{{Check: c, Up: true, Reason: probe.ReasonOK}, {Check: custom, Reason: probe.ReasonNoReply}}
 	var buf bytes.Buffer

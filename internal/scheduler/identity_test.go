@@ -20,7 +20,7 @@ func TestApplyComparesSettings(t *testing.T) {
 	job := s.jobs[first.ID()]
 
 	relabelled := sip("udp", false)
-	relabelled.Meta.Purpose = "reworded"
+	relabelled.Meta = &probe.CheckMeta{Purpose: "reworded"}
 	s.Apply([]*probe.Check{relabelled})
 	if s.jobs[first.ID()] != job || job.removed || job.members[0] != relabelled {
 		t.Error("a change of essential and meta only restarted the schedule")

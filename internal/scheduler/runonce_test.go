@@ -82,7 +82,7 @@ func TestPacingWaitHoldsNoSlot(t *testing.T) {
 	for range 4 {
 		port := udpEcho(t, udpHost+":0")
 		checks = append(checks, &probe.Check{Name: "media", Kind: "udp", Host: udpHost, Port: port, Network: "udp",
-			Range: "media", Timeout: 2 * time.Second, Essential: true, UDP: probe.UDPOptions{Payload: "echo"},
+			Range: "media", Timeout: 2 * time.Second, Essential: true, UDP: &probe.UDPOptions{Payload: "echo"},
 			IPFamily: probe.FamilyIPv4})
 	}
 	var tcpChecks []*probe.Check
@@ -257,7 +257,7 @@ func TestRunOnceSkipsPacingForProbesThatSentNothing(t *testing.T) {
 	checks = rangeChecks(20, "nowhere.test", "udp", time.Hour)
 	for _, c := range checks {
 		c.DNSServer, c.Timeout, c.IPFamily = deadDNS, 2*time.Second, probe.FamilyIPv4
-		c.UDP.Payload = "echo"
+		c.UDP = &probe.UDPOptions{Payload: "echo"}
 	}
 	log := newSinkLog()
 	s = New(Options{Sink: log.sink})

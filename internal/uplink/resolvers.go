@@ -137,7 +137,7 @@ func resolverResult(r netip.AddrPort) probe.Result {
 	}
 	c := &probe.Check{
 		Name: "resolver " + r.String(), Kind: "udp", Host: a.String(), Port: int(r.Port()), Network: "udp",
-		IPFamily: family, Timeout: 5 * time.Second, UDP: probe.UDPOptions{Payload: "dns", Query: "."},
+		IPFamily: family, Timeout: 5 * time.Second, UDP: &probe.UDPOptions{Payload: "dns", Query: "."},
 	}
 	return probe.Result{Check: c, Address: a.Unmap().String(), IPFamily: family, Reason: probe.ReasonNoReply,
 		Phase: probe.PhaseResponse, Detail: "names did not resolve; the resolver is traced instead"}

@@ -21,7 +21,7 @@ func TestSourceVerdictAsInfer(t *testing.T) {
 	tcp := func(name, host string) *probe.Check {
 		return &probe.Check{Name: name, Kind: "tcp", Host: host, Port: 443}
 	}
-	silent := &probe.Check{Name: "rtp", Kind: "udp", Host: "voip.example", Port: 10000, UDP: probe.UDPOptions{AcceptSilence: true}}
+	silent := &probe.Check{Name: "rtp", Kind: "udp", Host: "voip.example", Port: 10000, UDP: &probe.UDPOptions{AcceptSilence: true}}
 	listen := &probe.Check{Name: "local", Kind: "listen", Host: "0.0.0.0", Port: 8080}
 	asResult := func(c *probe.Check, e Evidence) probe.Result {
 		return probe.Result{Check: c, Address: e.Address, IPFamily: e.Family, Up: e.Up, Reason: e.Reason, Detail: e.Detail, Path: e.Path}

@@ -118,7 +118,7 @@ func evidenceOf(r *probe.Result) (e Evidence, ok bool) {
 
 // silenceAccepted reports a UDP result that is up without any reply.
 func silenceAccepted(r *probe.Result) bool {
-	if !r.Check.UDP.AcceptSilence {
+	if !r.Check.GetUDP().AcceptSilence {
 		return false
 	}
 	return r.Facts.UDPFacts == nil || r.Facts.UDPFacts.ReplyBytes == 0

@@ -379,7 +379,7 @@ func TestFromResults(t *testing.T) {
 	tcp := &probe.Check{Name: "api", Kind: "tls", Host: "api.example", Port: 443}
 	listen := &probe.Check{Name: "local", Kind: "listen", Host: "0.0.0.0", Port: 8080}
 	bcast := &probe.Check{Name: "ksc", Kind: "broadcast", Port: 15000}
-	silent := &probe.Check{Name: "rtp", Kind: "udp", Host: "voip.example", Port: 10000, UDP: probe.UDPOptions{AcceptSilence: true}}
+	silent := &probe.Check{Name: "rtp", Kind: "udp", Host: "voip.example", Port: 10000, UDP: &probe.UDPOptions{AcceptSilence: true}}
 	bogus := &probe.Check{Name: "x", Kind: "nosuchkind", Host: "x.example"}
 	path := &probe.Path{Location: probe.PathGateway, Hop: 1, Address: gw4}
 	rs := []probe.Result{

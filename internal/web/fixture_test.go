@@ -52,12 +52,12 @@ func newDemoSite(t *testing.T) *demoSite {
 	gw := "192.168.1.1"
 	https := &probe.Check{Profile: "clover", Name: demoFailHTTPS, Kind: "tls", Host: "api.clover.com", Port: 443,
 		Network: "tcp", IPFamily: probe.FamilyIPv4, Essential: true,
-		Meta: probe.CheckMeta{Purpose: "the Clover cloud answers a TLS handshake on 443 with a trusted certificate"}}
+		Meta: &probe.CheckMeta{Purpose: "the Clover cloud answers a TLS handshake on 443 with a trusted certificate"}}
 	http := &probe.Check{Profile: "clover", Name: demoWarnHTTP, Kind: "tcp", Host: "api.clover.com", Port: 80,
 		Network: "tcp", IPFamily: probe.FamilyIPv4}
 	ntp := &probe.Check{Profile: "clover", Name: demoFailNTP, Kind: "ntp", Host: "time.clover.com", Port: 123,
 		Network: "udp", IPFamily: probe.FamilyIPv4, Essential: true,
-		Meta: probe.CheckMeta{Purpose: "an NTP server answers with usable time"}}
+		Meta: &probe.CheckMeta{Purpose: "an NTP server answers with usable time"}}
 	ts := &probe.Check{Profile: "timesensor-legal-365-client", Name: "server", Kind: "tcp", Host: "192.168.1.20", Port: 9050,
 		Network: "tcp", IPFamily: probe.FamilyIPv4, Essential: true}
 	nas := &probe.Check{Name: demoOK, Kind: "tcp", Host: "192.168.1.20", Port: 445, Network: "tcp",

@@ -363,7 +363,7 @@ func (p *statusPage) row(u *unit, now time.Time) row {
 	}
 	c := u.check
 	r := row{
-		Profile: c.Profile, Name: c.Name, Purpose: truncate(c.Meta.Purpose, 200), Kind: c.Kind,
+		Profile: c.Profile, Name: c.Name, Purpose: truncate(c.GetMeta().Purpose, 200), Kind: c.Kind,
 		Essential: essentialWord(c.Essential),
 	}
 	proto := c.Network

@@ -150,7 +150,7 @@ func TestStatusPageEscapesEverything(t *testing.T) {
 	s := results.New()
 	evil := `<script>alert("x")</script>`
 	c := &probe.Check{Profile: evil, Name: "n" + evil, Kind: "tcp", Host: "h" + evil, Port: 1, Network: "tcp", Essential: true,
-		Meta: probe.CheckMeta{Purpose: evil}}
+		Meta: &probe.CheckMeta{Purpose: evil}}
 	s.SetChecks([]*probe.Check{c})
 	s.Put(c, []probe.Result{{Check: c, Address: evil, IPFamily: evil, Reason: probe.Reason(evil), Phase: probe.Phase(evil),
 		Detail: "server said " + evil, Path: &probe.Path{Location: probe.PathLocation(evil), Address: evil,
