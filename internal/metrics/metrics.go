@@ -110,9 +110,8 @@ type Metrics struct {
 	skipped            prometheus.Gauge
 	runsTotal, latency *prometheus.Desc
 	mu                 sync.Mutex
-	series             map[string]*series  // what Record accumulated, by label set (resultLabelSet.key)
-	recordedByCheck    map[string][]string // the label sets each check ID recorded, for pruning
-	interner           pairInterner        // label pairs of the current configuration
+	series             map[string]*series // what Record accumulated, by label set (resultLabelSet.key)
+	interner           pairInterner       // label pairs of the current configuration
 	reasons            []probe.Reason
 	reasonPairs        map[probe.Reason]*dto.LabelPair
 	phasePairs         map[probe.Phase]*dto.LabelPair
@@ -149,12 +148,19 @@ type Metrics struct {
 	ranges bool
 }
 
-// checkLabelSet is a check's label values and pairs, built once per
-// configuration load.
+// checkLabelSet is a check's label values, built once per configuration
+// load: the text /metrics writes, and the label pairs of the sinks that
+// build metric objects (the registry, protobuf), built at their first use.
+// The text format needs no pairs: built for every check up front, the
+// pairs, their interned values and their slices were about 300 bytes per
+// check (issue 10).
 type checkLabelSet struct {
-	id       string
-	key      string            // the label values, joined
-	pairs    []*dto.LabelPair  // sorted by name, as a metric writes them
+	id    string
+	key   string       // the label values, joined
+	check *probe.Check // what the values are read from; guarded by Metrics.mu
+	// pairs is nil until pairsLocked builds it: sorted by name, as a
+	// metric writes them.
+	pairs    []*dto.LabelPair
 	families []*resultLabelSet // by ip_family, as results arrive
 	text     labelText         // pairs in the text format, for /metrics
 }
@@ -163,33 +169,51 @@ type checkLabelSet struct {
 type resultLabelSet struct {
 	check  *checkLabelSet
 	family string
-	key    string // the label values, joined: the series' identity
-	pairs  []*dto.LabelPair
-	// recorded: Record has remembered this label set for pruning.
-	recorded bool
+	key    string           // the label values, joined: the series' identity
+	pairs  []*dto.LabelPair // nil until pairsLocked builds it
 }
 
-func newCheckLabels(c *probe.Check, in pairInterner) *checkLabelSet {
+func newCheckLabels(c *probe.Check) *checkLabelSet {
 	values := checkLabelValues(c)
-	pairs := make([]*dto.LabelPair, len(checkLabels))
-	for i, n := range checkLabels {
-		pairs[i] = in.pair(n, values[i])
-	}
-	slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return &checkLabelSet{id: c.ID(), key: strings.Join(values, "\x00"), pairs: pairs, text: renderLabels(pairs)}
+	return &checkLabelSet{id: c.ID(), key: strings.Join(values, "\x00"), check: c, text: renderLabels(values)}
 }
 
 // family returns the labels of the check's results of family, built at the
 // first result of that family.
-func (cl *checkLabelSet) family(f string, in pairInterner) *resultLabelSet {
+func (cl *checkLabelSet) family(f string) *resultLabelSet {
 	for _, rl := range cl.families {
 		if rl.family == f {
 			return rl
 		}
 	}
-	rl := &resultLabelSet{check: cl, family: f, key: cl.key + "\x00" + f, pairs: withPair(cl.pairs, in.pair("ip_family", f))}
+	rl := &resultLabelSet{check: cl, family: f, key: cl.key + "\x00" + f}
 	cl.families = append(cl.families, rl)
 	return rl
+}
+
+// pairsLocked builds the label pairs of ls's check (and result) where they
+// are not built yet, from the interner, for a sink that builds metric
+// objects; the text sink reads the rendered text alone.
+func (m *Metrics) pairsLocked(out sink, ls *seriesLabels) {
+	if _, text := out.(*textSink); text {
+		return
+	}
+	cl := ls.cl
+	if ls.rl != nil {
+		cl = ls.rl.check
+	}
+	if cl.pairs == nil {
+		values := checkLabelValues(cl.check)
+		pairs := make([]*dto.LabelPair, len(checkLabels))
+		for i, n := range checkLabels {
+			pairs[i] = m.interner.pair(n, values[i])
+		}
+		slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+		cl.pairs = pairs
+	}
+	if rl := ls.rl; rl != nil && rl.pairs == nil {
+		rl.pairs = withPair(cl.pairs, m.interner.pair("ip_family", rl.family))
+	}
 }
 
 func labelPair(name, value string) *dto.LabelPair {
@@ -353,15 +377,14 @@ func New(reg prometheus.Registerer, store *results.Store, overruns func(id strin
 			Namespace: namespace, Name: "checks_skipped",
 			Help: "Profile checks in the configuration that do not run because a required param is not set (the log names them).",
 		}),
-		runsTotal:       desc("check_runs_total", "Completed runs of the check by verdict reason.", resultLabels, "reason"),
-		latency:         desc("check_latency_seconds", "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.", resultLabels),
-		series:          map[string]*series{},
-		recordedByCheck: map[string][]string{},
-		interner:        pairInterner{},
-		reasons:         probe.Reasons(),
-		reasonPairs:     map[probe.Reason]*dto.LabelPair{},
-		phasePairs:      map[probe.Phase]*dto.LabelPair{},
-		now:             time.Now,
+		runsTotal:   desc("check_runs_total", "Completed runs of the check by verdict reason.", resultLabels, "reason"),
+		latency:     desc("check_latency_seconds", "Duration of successful runs of the check; failures are counted in connprobe_check_runs_total.", resultLabels),
+		series:      map[string]*series{},
+		interner:    pairInterner{},
+		reasons:     probe.Reasons(),
+		reasonPairs: map[probe.Reason]*dto.LabelPair{},
+		phasePairs:  map[probe.Phase]*dto.LabelPair{},
+		now:         time.Now,
 	}
 	m.meta = meta
 	for _, o := range opts {
@@ -430,12 +453,12 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 		// A run that started before a reload:
 		// labels for this once, not cached; the next scrape prunes again in
 		// case the check is gone.
-		cl = newCheckLabels(c, m.interner)
+		cl = newCheckLabels(c)
 		m.stale = true
 	}
 	for i := range rs {
 		r := &rs[i]
-		rl := cl.family(resultFamily(r), m.interner)
+		rl := cl.family(resultFamily(r))
 		s := m.series[rl.key]
 		if s == nil {
 			s = &series{labels: rl, hist: latencyHist{schema: latencySchema}}
@@ -448,12 +471,6 @@ func (m *Metrics) Record(c *probe.Check, rs []probe.Result) {
 			s.count(probe.ReasonOK, m.reasonPair(probe.ReasonOK), 0)
 			m.series[rl.key] = s
 			m.seriesOrder = append(m.seriesOrder, s)
-		}
-		if !rl.recorded {
-			if !slices.Contains(m.recordedByCheck[cl.id], rl.key) {
-				m.recordedByCheck[cl.id] = append(m.recordedByCheck[cl.id], rl.key)
-			}
-			rl.recorded = true
 		}
 		reason := reasonOf(r)
 		s.count(reason, m.reasonPair(reason), 1)
@@ -471,32 +488,24 @@ func (m *Metrics) reasonPair(r probe.Reason) *dto.LabelPair {
 	return labelPair("reason", string(r))
 }
 
-// pruneLocked forgets the counters and histograms of checks that are no
-// longer configured (by probe.Check.ID, which includes the transport), except
-// those a configured check has recorded as well: two identities can share
-// labels (sip over tcp and over tls are both protocol="tcp"), and a removed
-// one must not reset the other's counters.
-func (m *Metrics) pruneLocked(configured map[string]bool) {
-	inUse := map[string]bool{}
-	for id, keys := range m.recordedByCheck {
-		if configured[id] {
-			for _, k := range keys {
-				inUse[k] = true
-			}
-		}
+// pruneLocked forgets the counters and histograms whose labels no
+// configured check has: those of checks no longer configured (by
+// probe.Check.ID, which includes the transport), except where a configured
+// check has the same label values: two identities can share labels (sip over
+// tcp and over tls are both protocol="tcp"), and a removed one must not reset
+// the other's counters. Read from the label cache, not from a list of the
+// label sets each check recorded (about 90 bytes per check, issue 10).
+func (m *Metrics) pruneLocked() {
+	inUse := make(map[string]bool, len(m.labels))
+	for _, cl := range m.labels {
+		inUse[cl.key] = true
 	}
-	for id, keys := range m.recordedByCheck {
-		if configured[id] {
-			continue
+	for k, s := range m.series {
+		if !inUse[s.labels.check.key] {
+			s.pruned = true
+			delete(m.series, k)
+			m.compact = true
 		}
-		for _, k := range keys {
-			if s := m.series[k]; s != nil && !inUse[k] {
-				s.pruned = true
-				delete(m.series, k)
-				m.compact = true
-			}
-		}
-		delete(m.recordedByCheck, id)
 	}
 	m.compactLocked()
 }
@@ -589,16 +598,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 // prunes the counters of checks no longer configured: once per configuration
 // (or after a run of a check that is not in the cache), not at every scrape.
 func (m *Metrics) reconfigureLocked(entries []results.Entry) {
-	m.pruneLocked(m.relabelLocked(entries))
+	m.relabelLocked(entries)
+	m.pruneLocked()
 	m.stale = false
 	m.ranges = slices.ContainsFunc(entries, func(e results.Entry) bool { return e.Check.Range != "" })
 }
 
 // relabelLocked builds the label cache for the configured checks, keeping
-// the labels of a check that did not change, and returns the configured
-// check IDs.
-func (m *Metrics) relabelLocked(entries []results.Entry) (configured map[string]bool) {
-	configured = make(map[string]bool, len(entries))
+// the labels of a check that did not change.
+func (m *Metrics) relabelLocked(entries []results.Entry) {
 	labels := make(map[*probe.Check]*checkLabelSet, len(entries))
 	byID := make(map[string]*checkLabelSet, len(m.labels))
 	for _, cl := range m.labels {
@@ -611,15 +619,14 @@ func (m *Metrics) relabelLocked(entries []results.Entry) (configured map[string]
 		if c.Range != "" {
 			continue
 		}
-		cl := newCheckLabels(c, m.interner)
+		cl := newCheckLabels(c)
 		if old := byID[cl.id]; old != nil && old.key == cl.key {
 			cl = old // the same check, reloaded: keep what it has built
+			cl.check = c
 		}
 		labels[c] = cl
-		configured[cl.id] = true
 	}
 	m.labels = labels
-	return configured
 }
 
 // labelsLocked is the cached labels of c; a check not in the cache (not
@@ -629,7 +636,7 @@ func (m *Metrics) labelsLocked(c *probe.Check) *checkLabelSet {
 	if cl := m.labels[c]; cl != nil {
 		return cl
 	}
-	return newCheckLabels(c, m.interner)
+	return newCheckLabels(c)
 }
 
 // throttlingKinds are the kinds whose servers can ask to be probed less (an
@@ -669,10 +676,13 @@ func (m *Metrics) emitSeriesLocked(out sink) {
 // emitSeries emits the run counters and the latency histogram of s.
 func (m *Metrics) emitSeries(out sink, s *series) {
 	rl := s.labels
+	ls := seriesLabels{rl: rl}
+	m.pairsLocked(out, &ls)
 	for _, rc := range s.runs {
-		out.counter(m.runsTotal, seriesLabels{pairs: rc.pairs, rl: rl, extra: [2]*dto.LabelPair{rc.pair}, n: 1}, float64(rc.n))
+		out.counter(m.runsTotal, seriesLabels{rl: rl, extra: [2]*dto.LabelPair{rc.pair}, n: 1}, float64(rc.n))
 	}
-	out.histogram(m.latency, seriesLabels{pairs: rl.pairs, rl: rl}, &s.hist)
+	ls.pairs = rl.pairs
+	out.histogram(m.latency, ls, &s.hist)
 }
 
 // checkLevel reports the families of d's kind that emitEntryLocked writes
@@ -688,7 +698,9 @@ func (m *Metrics) checkLevel(d *prometheus.Desc) bool {
 // needs was most of those passes.
 func (m *Metrics) emitEntryLocked(out sink, e *results.Entry, cl *checkLabelSet, checkOnly bool) {
 	c := e.Check
-	checkLabels := seriesLabels{pairs: cl.pairs, cl: cl}
+	checkLabels := seriesLabels{cl: cl}
+	m.pairsLocked(out, &checkLabels)
+	checkLabels.pairs = cl.pairs
 	// Each asked whether wanted before the check is read: at 10,000 checks
 	// reading it in every family's pass cost a scrape milliseconds.
 	if out.wants(m.essential) {
@@ -725,7 +737,8 @@ func (m *Metrics) emitEntryLocked(out sink, e *results.Entry, cl *checkLabelSet,
 			continue
 		}
 		seenFamilies = append(seenFamilies, family)
-		rl := cl.family(family, m.interner)
+		rl := cl.family(family)
+		m.pairsLocked(out, &seriesLabels{rl: rl})
 
 		gauge := func(d *prometheus.Desc, v float64, extra ...*dto.LabelPair) {
 			if !out.wants(d) {

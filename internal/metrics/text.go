@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // labelText is a check's label pairs in the text exposition format,
@@ -39,22 +38,30 @@ func labelPos(name string) int {
 // posIPFamily is where ip_family goes among a check's pairs.
 var posIPFamily = labelPos("ip_family")
 
-// renderLabels renders a check's pairs, sorted by name as newCheckLabels
-// sorts them.
-func renderLabels(pairs []*dto.LabelPair) labelText {
+// renderLabels renders a check's label values (in checkLabels order)
+// sorted by name, as a sample writes them.
+func renderLabels(values []string) labelText {
 	var lt labelText
 	var b []byte
-	for i, p := range pairs {
+	for i, name := range sortedCheckLabels {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		lt.cut[i] = int32(len(b))
-		b = appendPair(b, p.GetName(), p.GetValue())
+		b = appendPair(b, name, values[checkLabelIndex[i]])
 	}
-	lt.cut[len(pairs)] = int32(len(b) + 1)
+	lt.cut[len(sortedCheckLabels)] = int32(len(b) + 1)
 	lt.text = string(b)
 	return lt
 }
+
+// checkLabelIndex[i] is where sortedCheckLabels[i] is in checkLabels.
+var checkLabelIndex = func() (idx [len(checkLabelNames)]int) {
+	for i, name := range sortedCheckLabels {
+		idx[i] = slices.Index(checkLabels, name)
+	}
+	return idx
+}()
 
 func appendPair(b []byte, name, value string) []byte {
 	b = append(b, name...)
