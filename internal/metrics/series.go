@@ -15,8 +15,9 @@ import (
 // rather than in a prometheus.CounterVec and HistogramVec: those store a copy
 // of every label pair per child and a native histogram of about 1.3 KB, which
 // at 10,000 checks was most of the agent's heap (issue 10). A series here
-// shares the check's interned label pairs and keeps its histogram as a
-// sorted slice of the buckets it has seen.
+// shares the check's label text (and, once a format that builds metric
+// objects asked for them, its interned label pairs) and keeps its histogram
+// as a sorted slice of the buckets it has seen.
 
 // latencySchema is the native histogram resolution: bucket boundaries grow
 // by a factor of 2^(2^-3), about 9%.
