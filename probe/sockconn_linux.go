@@ -181,14 +181,14 @@ type sockIO struct {
 // poller to wait for data.
 func (r *sockIO) read(fd uintptr) bool {
 	for {
-		m, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		m, e := sockRead(fd, r.buf)
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return false
 		case 0:
-			r.n = int(m)
+			r.n = m
 		default:
 			r.errno = e
 		}
@@ -204,16 +204,12 @@ func (w *sockIO) write(fd uintptr) bool {
 		if len(p) > maxRW {
 			p = p[:maxRW]
 		}
-		var ptr unsafe.Pointer
-		if len(p) > 0 {
-			ptr = unsafe.Pointer(&p[0])
-		}
-		m, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(ptr), uintptr(len(p)))
+		m, e := sockWrite(fd, p)
 		switch e {
 		case unix.EINTR:
 			continue
 		case 0:
-			w.n += int(m)
+			w.n += m
 		}
 		switch {
 		case w.n == len(w.buf):
