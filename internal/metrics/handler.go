@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -50,9 +49,6 @@ type scrapeScratch struct {
 	bw   *bufio.Writer
 	gz   *gzip.Writer
 	text textSink
-	// spare is the text's second buffer: one is written out while the
-	// other is filled (textPipe).
-	spare []byte
 	// The arrays of scrapeView's entries and labels (1.3 MB at 10,000
 	// checks), emptied of their pointers between scrapes.
 	entries []results.Entry
@@ -115,13 +111,9 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := h.m.prepare(text, sc)
 	if text {
 		defer h.m.scrapeDone()
-		// Written straight as text: no metric objects at all. The chunks
-		// are compressed and sent by a goroutine of their own while the
-		// next is made (before bw is flushed, and the scrape done).
-		pipe := startTextPipe(bw, sc.spare)
-		defer func() { sc.spare = pipe.close() }()
+		// Written straight as text: no metric objects at all.
 		for _, d := range h.descs {
-			if err := h.m.writeFamilyText(pipe, sc, d, v); err != nil {
+			if err := h.m.writeFamilyText(bw, sc, d, v); err != nil {
 				h.logger.Debug("writing metrics", "err", err)
 				return
 			}
@@ -153,10 +145,7 @@ func (h *metricsHandler) release(sc *scrapeScratch) {
 	if cap(sc.text.buf) > 4*textChunk {
 		sc.text.buf = nil // one very long line (a huge label value): not kept
 	}
-	if cap(sc.spare) > 4*textChunk {
-		sc.spare = nil
-	}
-	sc.text.buf, sc.spare = sc.text.buf[:0], sc.spare[:0]
+	sc.text.buf = sc.text.buf[:0]
 	// Kept without what they point to: results the store has replaced
 	// since, and label sets of a configuration since reloaded, are not
 	// held alive by an idle buffer.
@@ -253,11 +242,12 @@ func (m *Metrics) scrapeDone() {
 // writeFamilyText writes the per-check family of d in the text format to w.
 // The lines are made under m.mu in chunks and written out without it, so
 // that a slow client never holds up Record (and with it the probes).
-func (m *Metrics) writeFamilyText(w *textPipe, sc *scrapeScratch, d *prometheus.Desc, v scrapeView) error {
+func (m *Metrics) writeFamilyText(w io.Writer, sc *scrapeScratch, d *prometheus.Desc, v scrapeView) error {
 	t := &sc.text
 	t.family(d, m.meta[d])
-	flush := func() (err error) {
-		t.buf, err = w.swap(t.buf)
+	flush := func() error {
+		_, err := w.Write(t.buf)
+		t.buf = t.buf[:0]
 		return err
 	}
 	if d == m.runsTotal || d == m.latency {
@@ -328,64 +318,4 @@ func (m *Metrics) gatherFamily(d *prometheus.Desc, v scrapeView) *dto.MetricFami
 	out.only = d
 	m.emitFamilyLocked(out, d, v)
 	return out.families[d]
-}
-
-// textPipe writes the chunks of a text scrape to w from a goroutine of its
-// own, so that compressing and sending one chunk overlaps making the next
-// under the lock: with a core free, a scrape takes about the longer of the
-// two rather than their sum (at 10,000 checks about 20 ms of gzip and 30 of
-// text). Two buffers go round: the one being filled and the one being
-// written.
-type textPipe struct {
-	w    io.Writer
-	full chan []byte // to the writer
-	free chan []byte // back from it, written
-	done chan struct{}
-	// err is the first write error, set before failed; later chunks are
-	// not written.
-	err    error
-	failed atomic.Bool
-}
-
-// startTextPipe starts the writer, with spare as the second buffer.
-func startTextPipe(w io.Writer, spare []byte) *textPipe {
-	p := &textPipe{w: w, full: make(chan []byte, 1), free: make(chan []byte, 1), done: make(chan struct{})}
-	p.free <- spare[:0]
-	go p.run()
-	return p
-}
-
-func (p *textPipe) run() {
-	defer close(p.done)
-	for b := range p.full {
-		if p.err == nil {
-			if _, err := p.w.Write(b); err != nil {
-				p.err = err
-				p.failed.Store(true)
-			}
-		}
-		p.free <- b[:0]
-	}
-}
-
-// swap hands b over to be written and returns the other buffer, empty,
-// once it is written; the error is that of an earlier chunk (the client
-// went away, say), after which nothing more is written.
-func (p *textPipe) swap(b []byte) ([]byte, error) {
-	if p.failed.Load() {
-		return b[:0], p.err
-	}
-	if len(b) == 0 {
-		return b, nil
-	}
-	p.full <- b
-	return <-p.free, nil
-}
-
-// close waits until every chunk handed over is written and returns the
-// spare buffer.
-func (p *textPipe) close() []byte {
-	close(p.full)
-	<-p.done
-	return <-p.free
 }

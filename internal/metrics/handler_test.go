@@ -3,7 +3,6 @@ package metrics
 import (
 	"bytes"
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -505,56 +504,5 @@ func TestScrapeAllocationPerCheck(t *testing.T) {
 	small, large := perScrape(1000), perScrape(5000)
 	if slope := (large - small) / 4000; slope > 16 {
 		t.Errorf("a scrape allocates %.0f bytes per check (%.0f at 1,000 checks, %.0f at 5,000), want at most 16", slope, small, large)
-	}
-}
-
-// failAfter accepts n writes, then fails every one.
-type failAfter struct {
-	n, calls int
-	got      bytes.Buffer
-}
-
-func (w *failAfter) Write(b []byte) (int, error) {
-	w.calls++
-	if w.calls > w.n {
-		return 0, errors.New("client gone")
-	}
-	return w.got.Write(b)
-}
-
-// TestTextPipe: the chunks handed to the pipe are written in order; after a failed write swap reports the error, nothing
-// more is written, and close still returns.
-func TestTextPipe(t *testing.T) {
-	w := &failAfter{n: 1 << 30}
-	p := startTextPipe(w, make([]byte, 0, 8))
-	var want bytes.Buffer
-	buf := []byte(nil)
-	for i := range 100 {
-		buf = fmt.Appendf(buf, "chunk %d\n", i)
-		want.Write(buf)
-		var err error
-		if buf, err = p.swap(buf); err != nil || len(buf) != 0 {
-			t.Fatalf("swap %d: %q, %v", i, buf, err)
-		}
-	}
-	if spare := p.close(); spare == nil || len(spare) != 0 {
-		t.Errorf("close returned %q", spare)
-	}
-	if w.got.String() != want.String() {
-		t.Errorf("written %d bytes, want %d in order", w.got.Len(), want.Len())
-	}
-
-	w = &failAfter{n: 2}
-	p = startTextPipe(w, nil)
-	var err error
-	for i := 0; i < 100 && err == nil; i++ {
-		buf, err = p.swap(append(buf, "line\n"...))
-	}
-	if err == nil || err.Error() != "client gone" {
-		t.Errorf("after failed writes: %v, want the write's error", err)
-	}
-	p.close()
-	if w.calls != 3 {
-		t.Errorf("%d writes, want 3 (two written, one failed, then none)", w.calls)
 	}
 }
