@@ -130,7 +130,9 @@ func TestPacingWaitHoldsNoSlot(t *testing.T) {
 // does not keep the only slot from another host's check.
 func TestScheduledPacingWaitHoldsNoSlot(t *testing.T) {
 	rec := newRecorder(0)
-	s := New(Options{Run: rec.run, MaxConcurrent: 1, UDPHostSpacing: 400 * time.Millisecond})
+	// PerHostSpacing 1ms: at the default 100ms the TCP check could run at
+	// most about 20 times in 2s however free its slot, the threshold below.
+	s := New(Options{Run: rec.run, MaxConcurrent: 1, UDPHostSpacing: 400 * time.Millisecond, PerHostSpacing: time.Millisecond})
 	udp := rangeChecks(4, "192.0.2.20", "udp", 50*time.Millisecond)
 	tcp := testCheck("t", "192.0.2.21", 20*time.Millisecond)
 	s.Apply(append(udp, tcp))
