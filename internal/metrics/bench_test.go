@@ -29,14 +29,14 @@ func benchSite(b *testing.B, n int) (prometheus.Gatherer, *Metrics) {
 }
 
 // benchRegistry is benchSite's checks, and the registry m is registered on.
-func benchRegistry(b *testing.B, n int) (*prometheus.Registry, *Metrics) {
-	b.Helper()
+func benchRegistry(tb testing.TB, n int) (*prometheus.Registry, *Metrics) {
+	tb.Helper()
 	reg := prometheus.NewRegistry()
 	store := results.New()
 	m, err := New(reg, store, func(string) uint64 { return 0 }, buildinfo.Info{Version: "bench"},
 		WithThrottled(func(string) (int, bool) { return 1, false }))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	checks := make([]*probe.Check, n)
 	for i := range checks {

@@ -465,22 +465,7 @@ func TestScrapeAllocationPerCheck(t *testing.T) {
 		t.Skip("sync.Pool drops what is put back at random under the race detector")
 	}
 	perScrape := func(n int) float64 {
-		reg, store, m := newTestMetrics(t, func(string) uint64 { return 0 })
-		checks := make([]*probe.Check, n)
-		for i := range checks {
-			c := tcpCheck()
-			if i%2 == 1 {
-				c = tlsCheck()
-			}
-			c.Name = fmt.Sprintf("check-%d", i)
-			checks[i] = c
-		}
-		store.SetChecks(checks)
-		for _, c := range checks {
-			rs := []probe.Result{okTLSResult(c)}
-			store.Put(c, rs)
-			m.Record(c, rs)
-		}
+		reg, m := benchRegistry(t, n)
 		h := m.Handler(reg, nil)
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 		req.Header.Set("Accept", "text/plain;version=0.0.4")
